@@ -1,0 +1,177 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, hardened.vllm maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: tcp_probe
+short_description: Try TCP connections from this host and report which ones were accepted
+version_added: 0.1.0
+author: hardened.vllm maintainers
+description:
+  - Opens a TCP connection to every target, in parallel, with a short timeout, closes it at once
+    and reports whether the target accepted it, refused it, or let it time out (a firewall drop).
+  - Also reports the source address this host used (or would use) for each target, so the caller
+    can tell which audience of the cluster plan the probe stands for (peer, client, other).
+  - Sends no payload. Uses only the Python standard library on the probing host.
+  - Used by the P(hardened.vllm.verify#role) role to prove from real vantage points that nothing
+    internal can be reached from outside the cluster.
+options:
+  targets:
+    description: Endpoints to try.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      address:
+        description: IPv4 or IPv6 address to connect to.
+        type: str
+        required: true
+      port:
+        description: TCP port.
+        type: int
+        required: true
+      label:
+        description: Free text echoed in the result (e.g. the node and the listener).
+        type: str
+  timeout:
+    description: Seconds to wait for each connection before counting it as dropped.
+    type: float
+    default: 2.0
+  parallel:
+    description: How many connections to try at the same time.
+    type: int
+    default: 64
+attributes:
+  check_mode:
+    support: full
+    details: The module only opens and closes connections; it runs in check mode too.
+  diff_mode:
+    support: none
+notes:
+  - A connection that is accepted and closed at once may still show in the target's logs.
+  - Only probe hosts you operate.
+"""
+
+EXAMPLES = r"""
+- name: Try every port of the nodes from the outsider
+  hardened.vllm.tcp_probe:
+    targets:
+      - {address: 10.0.0.11, port: 8000, label: node1 api}
+      - {address: 10.0.0.11, port: 29550, label: node1 dp_rpc}
+    timeout: 1.5
+  register: probe
+"""
+
+RETURN = r"""
+results:
+  description: One entry per target, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - address: 10.0.0.11
+      port: 29550
+      label: node1 dp_rpc
+      state: timeout
+      open: false
+      source: 10.0.0.50
+      error: timed out
+      seconds: 1.5
+open_count:
+  description: How many targets accepted the connection.
+  returned: always
+  type: int
+  sample: 1
+"""
+
+import errno
+import ipaddress
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def source_address(address, port):
+    """The local address the kernel picks to reach ``address`` (no packet is sent)."""
+    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect((address, port))
+        except OSError:
+            return None
+        return sock.getsockname()[0]
+
+
+def probe(target, timeout):
+    """Try one connection; classify the outcome as open, refused, timeout or unreachable."""
+    address, port = target["address"], int(target["port"])
+    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    started = time.monotonic()
+    result = {"address": address, "port": port, "label": target.get("label")}
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect((address, port))
+            result.update(state="open", error=None, source=sock.getsockname()[0])
+        except TimeoutError:
+            result.update(state="timeout", error="timed out")
+        except ConnectionRefusedError:
+            result.update(state="refused", error="connection refused")
+        except OSError as exc:
+            state = "unreachable" if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH) \
+                else "error"
+            result.update(state=state, error=exc.strerror or str(exc))
+    result["open"] = result["state"] == "open"
+    result.setdefault("source", source_address(address, port))
+    result["seconds"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def validate(targets):
+    """Return the first problem with the targets, or None."""
+    for index, target in enumerate(targets):
+        try:
+            ipaddress.ip_address(target["address"])
+        except ValueError:
+            return f"targets[{index}].address: {target['address']!r} is not an IP address"
+        if not 1 <= int(target["port"]) <= 65535:
+            return f"targets[{index}].port: {target['port']} is not a port number"
+    return None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "targets": {
+                "type": "list",
+                "elements": "dict",
+                "required": True,
+                "options": {
+                    "address": {"type": "str", "required": True},
+                    "port": {"type": "int", "required": True},
+                    "label": {"type": "str"},
+                },
+            },
+            "timeout": {"type": "float", "default": 2.0},
+            "parallel": {"type": "int", "default": 64},
+        },
+        supports_check_mode=True,
+    )
+    targets = module.params["targets"]
+    problem = validate(targets)
+    if problem:
+        module.fail_json(msg=f"tcp_probe: {problem}")
+    workers = max(1, min(module.params["parallel"], len(targets) or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(lambda t: probe(t, module.params["timeout"]), targets))
+    module.exit_json(changed=False, results=results,
+                     open_count=sum(1 for r in results if r["open"]))
+
+
+if __name__ == "__main__":
+    main()
