@@ -44,6 +44,10 @@ options:
     description: How many connections to try at the same time.
     type: int
     default: 64
+  vantage:
+    description: Name of this probing host, echoed in the result so that runs from several hosts
+      can be told apart after they are gathered.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -80,6 +84,11 @@ results:
       source: 10.0.0.50
       error: timed out
       seconds: 1.5
+vantage:
+  description: The O(vantage) given, or null.
+  returned: always
+  type: str
+  sample: outsider
 open_count:
   description: How many targets accepted the connection.
   returned: always
@@ -159,6 +168,7 @@ def main():
             },
             "timeout": {"type": "float", "default": 2.0},
             "parallel": {"type": "int", "default": 64},
+            "vantage": {"type": "str"},
         },
         supports_check_mode=True,
     )
@@ -169,7 +179,7 @@ def main():
     workers = max(1, min(module.params["parallel"], len(targets) or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(lambda t: probe(t, module.params["timeout"]), targets))
-    module.exit_json(changed=False, results=results,
+    module.exit_json(changed=False, results=results, vantage=module.params["vantage"],
                      open_count=sum(1 for r in results if r["open"]))
 
 

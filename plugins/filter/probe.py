@@ -1,0 +1,78 @@
+# Copyright: (c) 2026, hardened.vllm maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Active-probe filters: probe_targets, probe_findings, probe_matrix (docs in *.yml)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.hardened.vllm.plugins.plugin_utils import _addresses
+
+try:
+    from ansible_collections.hardened.vllm.plugins.plugin_utils import _probe
+except ImportError:  # netaddr missing; reported below
+    _probe = None
+
+
+def _require(name):
+    if _probe is None or _addresses.netaddr is None:
+        raise AnsibleFilterError(f"hardened.vllm.{name}: {missing_required_lib('netaddr')}")
+
+
+def _node_data(name, hostvars, group):
+    if not isinstance(hostvars, Mapping):
+        raise AnsibleFilterError(f"hardened.vllm.{name}: input must be hostvars (a mapping)")
+    nodes = {}
+    for host in group:
+        hv = hostvars[host]
+        facts = hv.get("ansible_facts") or {}
+        if "cluster_plan" not in hv or "listening_sockets" not in facts:
+            raise AnsibleFilterError(
+                f"hardened.vllm.{name}: host {host} has no cluster_plan or listening_sockets "
+                "facts; run the cluster role and hardened.vllm.listening_sockets on every "
+                "cluster host first"
+            )
+        nodes[host] = {"plan": hv["cluster_plan"], "listeners": facts["listening_sockets"],
+                       "facts": facts}
+    return nodes
+
+
+def probe_targets(hostvars, group):
+    """Targets for hardened.vllm.tcp_probe: every network-reachable TCP listener of the nodes."""
+    _require("probe_targets")
+    return _probe.probe_targets(_node_data("probe_targets", hostvars, group))
+
+
+def probe_findings(runs, targets, hostvars, group):
+    """Judge tcp_probe runs (one per vantage) against the plans."""
+    _require("probe_findings")
+    if not isinstance(runs, list) or not all(isinstance(r, Mapping) and "results" in r
+                                             for r in runs):
+        raise AnsibleFilterError(
+            "hardened.vllm.probe_findings: input must be a list of registered "
+            f"hardened.vllm.tcp_probe results, got {runs!r}"
+        )
+    plans = {host: hostvars[host]["cluster_plan"] for host in group}
+    return _probe.probe_findings(runs, targets, plans)
+
+
+def probe_matrix(rows):
+    """Plain-text exposure matrix of probe findings."""
+    _require("probe_matrix")
+    if not isinstance(rows, list):
+        raise AnsibleFilterError(f"hardened.vllm.probe_matrix: input must be a list, got {rows!r}")
+    return _probe.probe_matrix(rows)
+
+
+class FilterModule:
+    """hardened.vllm active-probe filters."""
+
+    def filters(self):
+        return {
+            "probe_targets": probe_targets,
+            "probe_findings": probe_findings,
+            "probe_matrix": probe_matrix,
+        }

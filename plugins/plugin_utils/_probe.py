@@ -1,0 +1,165 @@
+# Copyright: (c) 2026, hardened.vllm maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Active probes: what to connect to, and what the answers mean against the plan."""
+
+from __future__ import annotations
+
+import netaddr
+
+from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import host_addresses
+
+
+def probe_targets(nodes):
+    """Every (address, port) at which a node's TCP listeners can be reached from the network.
+
+    ``nodes`` maps node name to ``{"plan", "listeners", "facts"}``. Loopback listeners and
+    listeners of other network namespaces are left out; a wildcard listener is tried on every
+    usable address of the families it accepts (an IPv6 dual-stack socket accepts IPv4 too).
+    """
+    targets, seen = [], set()
+    for node, data in nodes.items():
+        usable = [a["ip"] for a in host_addresses(data["facts"])
+                  if not (a["ip"].is_loopback() or a["ip"].is_link_local())]
+        for sock in data["listeners"]:
+            if sock["protocol"] != "tcp" or sock["loopback"] or not sock.get("netns_is_host", True):
+                continue
+            for address in _addresses_of(sock, usable):
+                key = (node, address, sock["port"])
+                if key in seen:
+                    continue
+                seen.add(key)
+                targets.append({
+                    "node": node,
+                    "address": address,
+                    "port": sock["port"],
+                    "process": sock.get("process"),
+                    "pid": sock.get("pid"),
+                    "bind": f"{_bracket(sock['address'])}:{sock['port']}",
+                    "label": f"{node} {_bracket(address)}:{sock['port']} "
+                             f"({sock.get('process') or 'no process'})",
+                })
+    return targets
+
+
+def _addresses_of(sock, usable):
+    if sock.get("mapped_ipv4"):
+        return [sock["mapped_ipv4"]]
+    if not sock["wildcard"]:
+        return [sock["address"]]
+    versions = {4} if sock["family"] == "ipv4" else ({4, 6} if sock["dual_stack"] else {6})
+    return [str(ip) for ip in usable if ip.version in versions]
+
+
+def _bracket(address):
+    return f"[{address}]" if ":" in str(address) else str(address)
+
+
+def audiences_of(source, plan):
+    """Which of the plan's audiences a source address belongs to."""
+    if not source:
+        return set()
+    ip = netaddr.IPAddress(source)
+    found = set()
+    for name in ("peers", "clients", "admins"):
+        if any(ip in netaddr.IPNetwork(c) for c in plan[name][f"ipv{ip.version}"]):
+            found.add(name)
+    return found
+
+
+def allowed(source, port, plan):
+    """Whether the plan lets ``source`` reach ``port`` on this node, and the port's audience."""
+    exposure = [e for e in plan["exposure"] if e["port"] == port and e["proto"] == "tcp"]
+    audiences = audiences_of(source, plan)
+    names = sorted({e["audience"] for e in exposure}) or ["peers"]
+    if "peers" in audiences:
+        return True, names
+    for entry in exposure:
+        if entry["audience"] in audiences:
+            return True, names
+        if entry["audience"] == "custom" and source:
+            ip = netaddr.IPAddress(source)
+            if any(ip in netaddr.IPNetwork(c) for c in entry["from"][f"ipv{ip.version}"]):
+                return True, names
+    return False, names
+
+
+def probe_findings(runs, targets, plans):
+    """Compare probe runs (one per vantage) with what the plans allow.
+
+    ``runs`` are tcp_probe results, each with ``vantage`` and ``results``. Returns one row per
+    probe with ``expected``/``open`` and a ``finding``: ``exposed`` (open though the plan forbids
+    it: a violation), ``blocked`` (allowed but not reachable) or ``ok``.
+    """
+    by_key = {(t["address"], t["port"]): t for t in targets}
+    rows = []
+    for run in runs:
+        vantage = run.get("vantage") or "unknown vantage"
+        for result in run["results"]:
+            target = by_key.get((result["address"], result["port"]))
+            if target is None:
+                continue
+            rows.append(_row(vantage, result, target, plans[target["node"]]))
+    return rows
+
+
+def _row(vantage, result, target, plan):
+    source = result.get("source")
+    expected, audience = allowed(source, result["port"], plan)
+    finding = "ok"
+    if result["open"] and not expected:
+        finding = "exposed"
+    elif expected and not result["open"]:
+        finding = "blocked"
+    return {
+        "vantage": vantage,
+        "source": source,
+        "source_audiences": sorted(audiences_of(source, plan)) or ["others"],
+        "node": target["node"],
+        "address": result["address"],
+        "port": result["port"],
+        "process": target["process"],
+        "audience": audience,
+        "expected": expected,
+        "open": result["open"],
+        "state": result["state"],
+        "finding": finding,
+        "message": _message(finding, vantage, result, target, audience),
+    }
+
+
+def _message(finding, vantage, result, target, audience):
+    where = f"{target['node']} tcp {_bracket(result['address'])}:{result['port']} " \
+            f"({target['process'] or 'no process'}, pid {target['pid']})"
+    if finding == "exposed":
+        return (f"{where} accepted a connection from {vantage} ({result.get('source')}), "
+                f"which the plan does not allow (audience: {', '.join(audience)})")
+    if finding == "blocked":
+        return (f"{where} was not reachable from {vantage} ({result.get('source')}, "
+                f"{result['state']}) although the plan allows it (audience: {', '.join(audience)})")
+    return f"{where} from {vantage}: {result['state']}, as the plan says"
+
+
+def probe_matrix(rows):
+    """A plain-text table: one line per node port, one column per vantage (open/closed)."""
+    vantages = sorted({r["vantage"] for r in rows})
+    ports = {}
+    for row in rows:
+        key = (row["node"], row["address"], row["port"])
+        ports.setdefault(key, {"process": row["process"], "audience": row["audience"], "cells": {}})
+        mark = "OPEN" if row["open"] else "-"
+        if row["finding"] != "ok":
+            mark += "!"
+        ports[key]["cells"][row["vantage"]] = mark
+    header = ["node", "address:port", "process", "may reach", *vantages]
+    lines = [header]
+    for (node, address, port), info in sorted(ports.items(), key=lambda i: (i[0][0], i[0][2],
+                                                                          i[0][1])):
+        lines.append([node, f"{_bracket(address)}:{port}", info["process"] or "?",
+                      ",".join(info["audience"]),
+                      *[info["cells"].get(v, "") for v in vantages]])
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    text = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    text.append("")
+    text.append("OPEN = connected, - = refused or dropped, ! = differs from the plan")
+    return "\n".join(text) + "\n"
