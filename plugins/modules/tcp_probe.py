@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: tcp_probe
 short_description: Try TCP connections from this host and report which ones were accepted
 version_added: 0.1.0
-author: hardened.vllm maintainers
+author: hardened.vllm maintainers (@hardened-vllm)
 description:
   - Opens a TCP connection to every target, in parallel, with a short timeout, closes it at once
     and reports whether the target accepted it, refused it, or let it time out (a firewall drop).
