@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.basic import missing_required_lib
+
 from ansible_collections.hardened.vllm.plugins.plugin_utils import _addresses
 from ansible_collections.hardened.vllm.plugins.plugin_utils._plan import (
     CLUSTER_WIDE,
@@ -61,9 +62,7 @@ def _host_input(name, hostvars):
     wanted = (*HOST_VARS, *CLUSTER_WIDE)
     data = {key: hv[key] for key in wanted if key in hv}
     facts = hv.get("ansible_facts") or {}
-    data["ansible_facts"] = {
-        key: facts[key] for key in _network_fact_keys(facts) if key in facts
-    }
+    data["ansible_facts"] = {key: facts[key] for key in _network_fact_keys(facts) if key in facts}
     return data
 
 

@@ -35,8 +35,11 @@ def _node_data(name, hostvars, group):
                 "facts; run the cluster role and hardened.vllm.listening_sockets on every "
                 "cluster host first"
             )
-        nodes[host] = {"plan": hv["cluster_plan"], "listeners": facts["listening_sockets"],
-                       "facts": facts}
+        nodes[host] = {
+            "plan": hv["cluster_plan"],
+            "listeners": facts["listening_sockets"],
+            "facts": facts,
+        }
     return nodes
 
 
@@ -49,8 +52,9 @@ def probe_targets(hostvars, group):
 def probe_findings(runs, targets, hostvars, group):
     """Judge tcp_probe runs (one per vantage) against the plans."""
     _require("probe_findings")
-    if not isinstance(runs, list) or not all(isinstance(r, Mapping) and "results" in r
-                                             for r in runs):
+    if not isinstance(runs, list) or not all(
+        isinstance(r, Mapping) and "results" in r for r in runs
+    ):
         raise AnsibleFilterError(
             "hardened.vllm.probe_findings: input must be a list of registered "
             f"hardened.vllm.tcp_probe results, got {runs!r}"

@@ -127,13 +127,14 @@ def probe(target, timeout):
         try:
             sock.connect((address, port))
             result.update(state="open", error=None, source=sock.getsockname()[0])
-        except TimeoutError:
+        except socket.timeout:  # TimeoutError only from Python 3.10 on
             result.update(state="timeout", error="timed out")
         except ConnectionRefusedError:
             result.update(state="refused", error="connection refused")
         except OSError as exc:
-            state = "unreachable" if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH) \
-                else "error"
+            state = (
+                "unreachable" if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH) else "error"
+            )
             result.update(state=state, error=exc.strerror or str(exc))
     result["open"] = result["state"] == "open"
     result.setdefault("source", source_address(address, port))
@@ -179,8 +180,12 @@ def main():
     workers = max(1, min(module.params["parallel"], len(targets) or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(lambda t: probe(t, module.params["timeout"]), targets))
-    module.exit_json(changed=False, results=results, vantage=module.params["vantage"],
-                     open_count=sum(1 for r in results if r["open"]))
+    module.exit_json(
+        changed=False,
+        results=results,
+        vantage=module.params["vantage"],
+        open_count=sum(1 for r in results if r["open"]),
+    )
 
 
 if __name__ == "__main__":

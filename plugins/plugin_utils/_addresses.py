@@ -25,29 +25,44 @@ def parse_address(value, variable, host, problems):
     try:
         return netaddr.IPAddress(str(value).strip())
     except (netaddr.AddrFormatError, ValueError, TypeError):
-        problems.add(host, variable, f"{value!r} is not an IP address",
-                     "write a plain IPv4 or IPv6 address such as 10.0.0.11")
+        problems.add(
+            host,
+            variable,
+            f"{value!r} is not an IP address",
+            "write a plain IPv4 or IPv6 address such as 10.0.0.11",
+        )
         return None
 
 
 def parse_cidrs(values, variable, host, problems):
     """A list of networks; a bare address counts as a host network (/32, /128)."""
     if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
-        problems.add(host, variable, f"must be a list of CIDRs, got {values!r}",
-                     "write a YAML list such as [10.0.0.0/24]")
+        problems.add(
+            host,
+            variable,
+            f"must be a list of CIDRs, got {values!r}",
+            "write a YAML list such as [10.0.0.0/24]",
+        )
         return []
     result = []
     for index, value in enumerate(values):
         try:
             net = netaddr.IPNetwork(str(value).strip())
         except (netaddr.AddrFormatError, ValueError, TypeError):
-            problems.add(host, f"{variable}[{index}]", f"{value!r} is not an IP network",
-                         "write a CIDR such as 10.0.0.0/24 or fd00::/64")
+            problems.add(
+                host,
+                f"{variable}[{index}]",
+                f"{value!r} is not an IP network",
+                "write a CIDR such as 10.0.0.0/24 or fd00::/64",
+            )
             continue
         if net.ip != net.network:
-            problems.add(host, f"{variable}[{index}]",
-                         f"{value} has host bits set",
-                         f"write the network address, {net.cidr}")
+            problems.add(
+                host,
+                f"{variable}[{index}]",
+                f"{value} has host bits set",
+                f"write the network address, {net.cidr}",
+            )
             continue
         result.append(net)
     return result

@@ -92,8 +92,12 @@ def compute_plans(hosts, settings):
     """
     problems = Problems()
     if not hosts:
-        problems.add(None, "cluster_group", "the cluster group has no hosts",
-                     "put the GPU nodes into the group that cluster_group names")
+        problems.add(
+            None,
+            "cluster_group",
+            "the cluster group has no hosts",
+            "put the GPU nodes into the group that cluster_group names",
+        )
         raise PlanInvalid(problems)
     cfg = {**SETTING_DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
     _check_cluster_wide_agree(hosts, problems)
@@ -113,14 +117,27 @@ def compute_plans(hosts, settings):
     _check_unique_ips(nodes, problems)
     _check_families(nodes, cfg["cluster_allow_mixed_families"], problems)
     layout = _layout(topology, nodes, cfg, problems) if topology else {}
-    allowances = _allowances(cfg["cluster_extra_allowances"], ports, layout, nodes,
-                             extra_peers, problems)
+    allowances = _allowances(
+        cfg["cluster_extra_allowances"], ports, layout, nodes, extra_peers, problems
+    )
     if problems:
         raise PlanInvalid(problems)
 
     return {
-        name: _plan(name, node, nodes, topology, layout[name], ports, networks,
-                    clients, admins, extra_peers, allowances, cfg)
+        name: _plan(
+            name,
+            node,
+            nodes,
+            topology,
+            layout[name],
+            ports,
+            networks,
+            clients,
+            admins,
+            extra_peers,
+            allowances,
+            cfg,
+        )
         for name, node in nodes.items()
     }
 
@@ -136,39 +153,61 @@ def _check_cluster_wide_agree(hosts, problems):
                 seen.setdefault(json.dumps(hv[key], sort_keys=True, default=str), []).append(name)
         if len(seen) > 1:
             groups = "; ".join(f"{', '.join(h)}: {v}" for v, h in seen.items())
-            problems.add(sorted(h for hs in seen.values() for h in hs)[0], key,
-                         f"differs between cluster hosts ({groups})",
-                         "set it once for the whole cluster group, not per host")
+            problems.add(
+                sorted(h for hs in seen.values() for h in hs)[0],
+                key,
+                f"differs between cluster hosts ({groups})",
+                "set it once for the whole cluster group, not per host",
+            )
 
 
 def _topology(cfg, problems):
     topology = cfg["cluster_topology"]
     if topology not in TOPOLOGIES:
-        problems.add(None, "cluster_topology", f"unknown topology {topology!r}",
-                     f"use one of {', '.join(TOPOLOGIES)}")
+        problems.add(
+            None,
+            "cluster_topology",
+            f"unknown topology {topology!r}",
+            f"use one of {', '.join(TOPOLOGIES)}",
+        )
         return None
     if topology == "disaggregated" and cfg["cluster_kv_connector"] not in KV_CONNECTORS:
-        problems.add(None, "cluster_kv_connector",
-                     f"unknown KV connector {cfg['cluster_kv_connector']!r}",
-                     f"use one of {', '.join(KV_CONNECTORS)}")
+        problems.add(
+            None,
+            "cluster_kv_connector",
+            f"unknown KV connector {cfg['cluster_kv_connector']!r}",
+            f"use one of {', '.join(KV_CONNECTORS)}",
+        )
     return topology
 
 
 def _ports(overrides, problems):
     if not isinstance(overrides, Mapping):
-        problems.add(None, "cluster_ports", f"must be a mapping, got {overrides!r}",
-                     "set cluster_ports to e.g. {api: 8000}")
+        problems.add(
+            None,
+            "cluster_ports",
+            f"must be a mapping, got {overrides!r}",
+            "set cluster_ports to e.g. {api: 8000}",
+        )
         return dict(DEFAULT_PORTS)
     ports = dict(DEFAULT_PORTS)
     for key, value in overrides.items():
         if key not in DEFAULT_PORTS:
-            problems.add(None, f"cluster_ports.{key}", "is not a known port",
-                         f"use only {', '.join(DEFAULT_PORTS)}")
+            problems.add(
+                None,
+                f"cluster_ports.{key}",
+                "is not a known port",
+                f"use only {', '.join(DEFAULT_PORTS)}",
+            )
             continue
         number = _int(value)
         if number is None or not 1 <= number <= 65535:
-            problems.add(None, f"cluster_ports.{key}", f"{value!r} is not a port number",
-                         "use a whole number from 1 to 65535")
+            problems.add(
+                None,
+                f"cluster_ports.{key}",
+                f"{value!r} is not a port number",
+                "use a whole number from 1 to 65535",
+            )
             continue
         ports[key] = number
     by_number = {}
@@ -176,9 +215,12 @@ def _ports(overrides, problems):
         by_number.setdefault(number, []).append(key)
     for number, keys in sorted(by_number.items()):
         if len(keys) > 1:
-            problems.add(None, "cluster_ports",
-                         f"port {number} is used for {' and '.join(keys)}",
-                         "give every purpose its own port")
+            problems.add(
+                None,
+                "cluster_ports",
+                f"port {number} is used for {' and '.join(keys)}",
+                "give every purpose its own port",
+            )
     return ports
 
 
@@ -196,29 +238,45 @@ def _node(name, hv, networks, topology, problems):
     """Resolve one host's address, interface and role from its vars and facts."""
     facts = hv.get("ansible_facts") or {}
     if "interfaces" not in facts:
-        problems.add(name, "ansible_facts",
-                     "network facts of this host were not gathered",
-                     "run the cluster role against the whole cluster group "
-                     "(it gathers missing facts) and make sure the host is reachable")
+        problems.add(
+            name,
+            "ansible_facts",
+            "network facts of this host were not gathered",
+            "run the cluster role against the whole cluster group "
+            "(it gathers missing facts) and make sure the host is reachable",
+        )
         return {"ip": None, "iface": None, "role": None, "addresses": []}
     addresses = host_addresses(facts)
     ip, iface = _host_ip(name, hv.get("cluster_host_ip"), networks, addresses, problems)
     role = hv.get("cluster_node_role") or ("single" if topology in (None, "single") else None)
     if topology and role not in ROLES[topology]:
         wanted = " or ".join(ROLES[topology])
-        problems.add(name, "cluster_node_role",
-                     f"{role!r} is not a role of topology {topology}"
-                     if role else f"is not set; topology {topology} needs it",
-                     f"set cluster_node_role: {wanted} for this host")
+        problems.add(
+            name,
+            "cluster_node_role",
+            f"{role!r} is not a role of topology {topology}"
+            if role
+            else f"is not set; topology {topology} needs it",
+            f"set cluster_node_role: {wanted} for this host",
+        )
     local = _int(hv.get("cluster_data_parallel_size_local", 1))
     if local is None or local < 1:
-        problems.add(name, "cluster_data_parallel_size_local",
-                     f"{hv.get('cluster_data_parallel_size_local')!r} is not a positive number",
-                     "set it to the number of data-parallel ranks on this host (1 or more)")
+        problems.add(
+            name,
+            "cluster_data_parallel_size_local",
+            f"{hv.get('cluster_data_parallel_size_local')!r} is not a positive number",
+            "set it to the number of data-parallel ranks on this host (1 or more)",
+        )
         local = 1
     api = _api_address(name, hv.get("cluster_api_address"), ip, addresses, problems)
-    return {"ip": ip, "iface": iface, "role": role, "local": local, "api": api,
-            "addresses": addresses}
+    return {
+        "ip": ip,
+        "iface": iface,
+        "role": role,
+        "local": local,
+        "api": api,
+        "addresses": addresses,
+    }
 
 
 def _host_ip(name, wanted, networks, addresses, problems):
@@ -230,46 +288,73 @@ def _host_ip(name, wanted, networks, addresses, problems):
             return None, None
         matches = [a for a in addresses if a["ip"] == ip]
         if not matches:
-            problems.add(name, "cluster_host_ip", f"{ip} is not configured on {name} "
-                         f"(its addresses: {_describe(addresses)})",
-                         "set cluster_host_ip to one of the host's addresses, "
-                         "or remove it and set cluster_network")
+            problems.add(
+                name,
+                "cluster_host_ip",
+                f"{ip} is not configured on {name} (its addresses: {_describe(addresses)})",
+                "set cluster_host_ip to one of the host's addresses, "
+                "or remove it and set cluster_network",
+            )
             return None, None
         if networks and not any(ip in n for n in networks):
-            problems.add(name, "cluster_host_ip",
-                         f"{ip} is outside cluster_network ({', '.join(map(str, networks))})",
-                         "use an address inside cluster_network or widen cluster_network")
+            problems.add(
+                name,
+                "cluster_host_ip",
+                f"{ip} is outside cluster_network ({', '.join(map(str, networks))})",
+                "use an address inside cluster_network or widen cluster_network",
+            )
         return ip, matches[0]["iface"]
     if not networks:
-        problems.add(name, "cluster_host_ip", "is not set and cluster_network is empty",
-                     "set cluster_host_ip for this host or cluster_network for the cluster")
+        problems.add(
+            name,
+            "cluster_host_ip",
+            "is not set and cluster_network is empty",
+            "set cluster_host_ip for this host or cluster_network for the cluster",
+        )
         return None, None
     for net in networks:
         found = [a for a in addresses if a["ip"] in net and not a["ip"].is_link_local()]
         if len(found) == 1:
             return found[0]["ip"], found[0]["iface"]
         if len(found) > 1:
-            problems.add(name, "cluster_host_ip",
-                         f"{name} has several addresses in {net}: {_describe(found)}",
-                         "set cluster_host_ip for this host to the one vLLM should use")
+            problems.add(
+                name,
+                "cluster_host_ip",
+                f"{name} has several addresses in {net}: {_describe(found)}",
+                "set cluster_host_ip for this host to the one vLLM should use",
+            )
             return None, None
-    problems.add(name, "cluster_network",
-                 f"{name} has no address in {', '.join(map(str, networks))} "
-                 f"(its addresses: {_describe(addresses)})",
-                 "put the host on the cluster network or set cluster_host_ip")
+    problems.add(
+        name,
+        "cluster_network",
+        f"{name} has no address in {', '.join(map(str, networks))} "
+        f"(its addresses: {_describe(addresses)})",
+        "put the host on the cluster network or set cluster_host_ip",
+    )
     return None, None
 
 
 def _usable(ip, name, variable, problems):
-    for test, what in ((ip.is_loopback, "a loopback"), (ip.is_link_local, "a link-local"),
-                       (ip.is_multicast, "a multicast")):
+    for test, what in (
+        (ip.is_loopback, "a loopback"),
+        (ip.is_link_local, "a link-local"),
+        (ip.is_multicast, "a multicast"),
+    ):
         if test():
-            problems.add(name, variable, f"{ip} is {what} address, peers cannot use it",
-                         "use the host's address on the cluster network")
+            problems.add(
+                name,
+                variable,
+                f"{ip} is {what} address, peers cannot use it",
+                "use the host's address on the cluster network",
+            )
             return False
     if int(ip) == 0:
-        problems.add(name, variable, f"{ip} is a wildcard, vLLM would listen everywhere",
-                     "use the host's address on the cluster network")
+        problems.add(
+            name,
+            variable,
+            f"{ip} is a wildcard, vLLM would listen everywhere",
+            "use the host's address on the cluster network",
+        )
         return False
     return True
 
@@ -281,8 +366,12 @@ def _api_address(name, wanted, ip, addresses, problems):
     if api is None or int(api) == 0:
         return api
     if not any(a["ip"] == api for a in addresses):
-        problems.add(name, "cluster_api_address", f"{api} is not configured on {name}",
-                     "use one of the host's addresses, or 0.0.0.0 / :: to serve on all")
+        problems.add(
+            name,
+            "cluster_api_address",
+            f"{api} is not configured on {name}",
+            "use one of the host's addresses, or 0.0.0.0 / :: to serve on all",
+        )
     return api
 
 
@@ -298,9 +387,12 @@ def _check_unique_ips(nodes, problems):
             owners.setdefault(node["ip"], []).append(name)
     for ip, names in owners.items():
         if len(names) > 1:
-            problems.add(names[1], "cluster_host_ip",
-                         f"{ip} is used by {' and '.join(names)}",
-                         "give every cluster host its own address")
+            problems.add(
+                names[1],
+                "cluster_host_ip",
+                f"{ip} is used by {' and '.join(names)}",
+                "give every cluster host its own address",
+            )
 
 
 def _check_families(nodes, allow_mixed, problems):
@@ -308,9 +400,12 @@ def _check_families(nodes, allow_mixed, problems):
     if len(families) > 1 and not allow_mixed:
         v4 = [h for h, n in nodes.items() if n["ip"] is not None and n["ip"].version == 4]
         v6 = [h for h, n in nodes.items() if n["ip"] is not None and n["ip"].version == 6]
-        problems.add(v6[0], "cluster_host_ip",
-                     f"mixed address families: IPv4 on {', '.join(v4)}, IPv6 on {', '.join(v6)}",
-                     "use one family for all hosts, or set cluster_allow_mixed_families: true")
+        problems.add(
+            v6[0],
+            "cluster_host_ip",
+            f"mixed address families: IPv4 on {', '.join(v4)}, IPv6 on {', '.join(v6)}",
+            "use one family for all hosts, or set cluster_allow_mixed_families: true",
+        )
 
 
 # --- topology ---------------------------------------------------------------
@@ -324,16 +419,22 @@ def _layout(topology, nodes, cfg, problems):
     if topology == "disaggregated":
         for wanted in ("prefill", "decode"):
             if not any(nodes[n]["role"] == wanted for n in names):
-                problems.add(None, "cluster_node_role", f"no host has role {wanted}",
-                             "disaggregated serving needs at least one prefill and one decode host")
+                problems.add(
+                    None,
+                    "cluster_node_role",
+                    f"no host has role {wanted}",
+                    "disaggregated serving needs at least one prefill and one decode host",
+                )
         key = "nixl" if cfg["cluster_kv_connector"] == "NixlConnector" else "kv"
         return {n: {"serves_api": True, "internal": [key]} for n in names}
     heads = [n for n in names if nodes[n]["role"] == "head"]
     if len(heads) != 1:
-        problems.add(heads[1] if heads else None, "cluster_node_role",
-                     f"{len(heads)} hosts have role head" + (f" ({', '.join(heads)})" if heads
-                                                             else ""),
-                     "mark exactly one host cluster_node_role: head, the others worker")
+        problems.add(
+            heads[1] if heads else None,
+            "cluster_node_role",
+            f"{len(heads)} hosts have role head" + (f" ({', '.join(heads)})" if heads else ""),
+            "mark exactly one host cluster_node_role: head, the others worker",
+        )
         return {}
     order = heads + [n for n in names if n != heads[0]]
     if topology == "data_parallel":
@@ -346,14 +447,22 @@ def _layout_dp(order, nodes, cfg, problems):
     wanted = cfg["cluster_data_parallel_size"]
     if wanted is not None and _int(wanted) != total:
         detail = ", ".join(f"{n}: {nodes[n]['local']}" for n in order)
-        problems.add(None, "cluster_data_parallel_size",
-                     f"is {wanted} but the hosts' cluster_data_parallel_size_local add up "
-                     f"to {total} ({detail})",
-                     "make cluster_data_parallel_size the sum of the local sizes, or unset it")
+        problems.add(
+            None,
+            "cluster_data_parallel_size",
+            f"is {wanted} but the hosts' cluster_data_parallel_size_local add up "
+            f"to {total} ({detail})",
+            "make cluster_data_parallel_size the sum of the local sizes, or unset it",
+        )
     layout, rank = {}, 0
     for name in order:
-        layout[name] = {"serves_api": name == order[0], "head": order[0], "size": total,
-                        "start_rank": rank, "internal": ["dp_rpc"] if name == order[0] else []}
+        layout[name] = {
+            "serves_api": name == order[0],
+            "head": order[0],
+            "size": total,
+            "start_rank": rank,
+            "internal": ["dp_rpc"] if name == order[0] else [],
+        }
         rank += nodes[name]["local"]
     return layout
 
@@ -362,21 +471,35 @@ def _layout_multi_node(order, cfg, problems):
     tp = _int(cfg["cluster_tensor_parallel_size"]) or 0
     pp = _int(cfg["cluster_pipeline_parallel_size"]) or 0
     if tp < 1 or pp < 1 or (tp * pp) % len(order):
-        problems.add(None, "cluster_tensor_parallel_size",
-                     f"tensor ({cfg['cluster_tensor_parallel_size']}) x pipeline "
-                     f"({cfg['cluster_pipeline_parallel_size']}) parallel size does not split "
-                     f"evenly over {len(order)} nodes",
-                     "choose sizes whose product is a multiple of the number of nodes")
-    return {name: {"serves_api": rank == 0, "head": order[0], "rank": rank,
-                   "nnodes": len(order), "internal": ["master"] if rank == 0 else []}
-            for rank, name in enumerate(order)}
+        problems.add(
+            None,
+            "cluster_tensor_parallel_size",
+            f"tensor ({cfg['cluster_tensor_parallel_size']}) x pipeline "
+            f"({cfg['cluster_pipeline_parallel_size']}) parallel size does not split "
+            f"evenly over {len(order)} nodes",
+            "choose sizes whose product is a multiple of the number of nodes",
+        )
+    return {
+        name: {
+            "serves_api": rank == 0,
+            "head": order[0],
+            "rank": rank,
+            "nnodes": len(order),
+            "internal": ["master"] if rank == 0 else [],
+        }
+        for rank, name in enumerate(order)
+    }
 
 
 def _allowances(raw, ports, layout, nodes, extra_peers, problems):
     """Validate cluster_extra_allowances; internal ports never open to non-peers."""
     if not isinstance(raw, list):
-        problems.add(None, "cluster_extra_allowances", f"must be a list, got {raw!r}",
-                     "give a list of {name, port, proto, from}")
+        problems.add(
+            None,
+            "cluster_extra_allowances",
+            f"must be a list, got {raw!r}",
+            "give a list of {name, port, proto, from}",
+        )
         return []
     internal = {ports[k] for lay in layout.values() for k in lay["internal"]}
     internal |= {ports[k] for k in ("dp_rpc", "master", "kv", "nixl")}
@@ -385,13 +508,21 @@ def _allowances(raw, ports, layout, nodes, extra_peers, problems):
     for index, item in enumerate(raw):
         where = f"cluster_extra_allowances[{index}]"
         if not isinstance(item, Mapping) or "port" not in item or "from" not in item:
-            problems.add(None, where, f"{item!r} lacks port or from",
-                         "write {name: ..., port: 9400, proto: tcp, from: [CIDR, ...]}")
+            problems.add(
+                None,
+                where,
+                f"{item!r} lacks port or from",
+                "write {name: ..., port: 9400, proto: tcp, from: [CIDR, ...]}",
+            )
             continue
         port, proto = _int(item["port"]), item.get("proto", "tcp")
         if port is None or not 1 <= port <= 65535:
-            problems.add(None, f"{where}.port", f"{item['port']!r} is not a port number",
-                         "use a whole number from 1 to 65535")
+            problems.add(
+                None,
+                f"{where}.port",
+                f"{item['port']!r} is not a port number",
+                "use a whole number from 1 to 65535",
+            )
             continue
         if proto not in ("tcp", "udp"):
             problems.add(None, f"{where}.proto", f"{proto!r} is not tcp or udp", "use tcp or udp")
@@ -399,47 +530,69 @@ def _allowances(raw, ports, layout, nodes, extra_peers, problems):
         sources = parse_cidrs(item["from"], f"{where}.from", None, problems)
         if port in internal and proto == "tcp":
             _check_internal_opening(where, port, sources, peer_cidrs, extra_peers, problems)
-        result.append({"name": str(item.get("name") or f"extra-{proto}-{port}"),
-                       "proto": proto, "port": port, "from": sources})
+        result.append(
+            {
+                "name": str(item.get("name") or f"extra-{proto}-{port}"),
+                "proto": proto,
+                "port": port,
+                "from": sources,
+            }
+        )
     return result
 
 
 def _check_internal_opening(where, port, sources, peer_cidrs, extra_peers, problems):
     everyone = [s for s in sources if s.prefixlen == 0]
     if everyone:
-        problems.add(None, f"{where}.from",
-                     f"opens internal port {port} to everyone ({everyone[0]})",
-                     "internal ports carry unauthenticated vLLM traffic: never open them to "
-                     "0.0.0.0/0 or ::/0; add trusted hosts to cluster_extra_peer_cidrs instead")
+        problems.add(
+            None,
+            f"{where}.from",
+            f"opens internal port {port} to everyone ({everyone[0]})",
+            "internal ports carry unauthenticated vLLM traffic: never open them to "
+            "0.0.0.0/0 or ::/0; add trusted hosts to cluster_extra_peer_cidrs instead",
+        )
         return
     trusted = list(peer_cidrs) + list(extra_peers)
     outside = [s for s in sources if not any(s in t for t in trusted)]
     if outside:
-        problems.add(None, f"{where}.from",
-                     f"opens internal port {port} to non-peers "
-                     f"({', '.join(map(str, outside))})",
-                     "remove the allowance; if those hosts must take part in the cluster "
-                     "traffic, add them to cluster_extra_peer_cidrs")
+        problems.add(
+            None,
+            f"{where}.from",
+            f"opens internal port {port} to non-peers ({', '.join(map(str, outside))})",
+            "remove the allowance; if those hosts must take part in the cluster "
+            "traffic, add them to cluster_extra_peer_cidrs",
+        )
 
 
 # --- output -----------------------------------------------------------------
 
 
-def _plan(name, node, nodes, topology, lay, ports, networks, clients, admins, extra_peers,
-          allowances, cfg):
+def _plan(
+    name, node, nodes, topology, lay, ports, networks, clients, admins, extra_peers, allowances, cfg
+):
     ip, iface = node["ip"], node["iface"]
     peer_hosts = {n: str(other["ip"]) for n, other in nodes.items() if n != name}
     peers = split_families([host_network(nodes[n]["ip"]) for n in peer_hosts] + list(extra_peers))
-    api = ({"address": str(node["api"]), "port": ports["api"]} if lay["serves_api"] else None)
+    api = {"address": str(node["api"]), "port": ports["api"]} if lay["serves_api"] else None
     internal = sorted({ports[k] for k in lay["internal"]})
     exposure = [{"name": "ssh", "proto": "tcp", "port": ports["ssh"], "audience": "admins"}]
     if api:
-        exposure.append({"name": "api", "proto": "tcp", "port": ports["api"],
-                         "audience": "clients"})
-    exposure += [{"name": k, "proto": "tcp", "port": ports[k], "audience": "peers"}
-                 for k in lay["internal"]]
-    exposure += [{"name": a["name"], "proto": a["proto"], "port": a["port"],
-                  "audience": "custom", "from": split_families(a["from"])} for a in allowances]
+        exposure.append(
+            {"name": "api", "proto": "tcp", "port": ports["api"], "audience": "clients"}
+        )
+    exposure += [
+        {"name": k, "proto": "tcp", "port": ports[k], "audience": "peers"} for k in lay["internal"]
+    ]
+    exposure += [
+        {
+            "name": a["name"],
+            "proto": a["proto"],
+            "port": a["port"],
+            "audience": "custom",
+            "from": split_families(a["from"]),
+        }
+        for a in allowances
+    ]
     return {
         "schema_version": SCHEMA_VERSION,
         "host": name,
@@ -457,8 +610,10 @@ def _plan(name, node, nodes, topology, lay, ports, networks, clients, admins, ex
         "api": api,
         "internal_ports": internal,
         "exposure": exposure,
-        "vllm": {"args": _args(name, node, nodes, topology, lay, ports, cfg),
-                 "env": _env(node, ports, topology, cfg)},
+        "vllm": {
+            "args": _args(name, node, nodes, topology, lay, ports, cfg),
+            "env": _env(node, ports, topology, cfg),
+        },
     }
 
 
@@ -469,21 +624,36 @@ def _args(name, node, nodes, topology, lay, ports, cfg):
     tp, pp = str(cfg["cluster_tensor_parallel_size"]), str(cfg["cluster_pipeline_parallel_size"])
     args += ["--tensor-parallel-size", tp, "--pipeline-parallel-size", pp]
     if topology == "data_parallel":
-        args += ["--data-parallel-size", str(lay["size"]),
-                 "--data-parallel-size-local", str(node["local"]),
-                 "--data-parallel-address", str(nodes[lay["head"]]["ip"]),
-                 "--data-parallel-rpc-port", str(ports["dp_rpc"])]
+        args += [
+            "--data-parallel-size",
+            str(lay["size"]),
+            "--data-parallel-size-local",
+            str(node["local"]),
+            "--data-parallel-address",
+            str(nodes[lay["head"]]["ip"]),
+            "--data-parallel-rpc-port",
+            str(ports["dp_rpc"]),
+        ]
         if not lay["serves_api"]:
             args += ["--headless", "--data-parallel-start-rank", str(lay["start_rank"])]
     elif topology == "multi_node":
-        args += ["--nnodes", str(lay["nnodes"]), "--node-rank", str(lay["rank"]),
-                 "--master-addr", str(nodes[lay["head"]]["ip"]),
-                 "--master-port", str(ports["master"])]
+        args += [
+            "--nnodes",
+            str(lay["nnodes"]),
+            "--node-rank",
+            str(lay["rank"]),
+            "--master-addr",
+            str(nodes[lay["head"]]["ip"]),
+            "--master-port",
+            str(ports["master"]),
+        ]
         if lay["rank"]:
             args.append("--headless")
     elif topology == "disaggregated":
-        args += ["--kv-transfer-config", json.dumps(_kv_config(node, ports, cfg),
-                                                    sort_keys=True, separators=(",", ":"))]
+        args += [
+            "--kv-transfer-config",
+            json.dumps(_kv_config(node, ports, cfg), sort_keys=True, separators=(",", ":")),
+        ]
     return args
 
 
@@ -492,9 +662,13 @@ def _kv_config(node, ports, cfg):
     if connector == "NixlConnector":
         return {"kv_connector": connector, "kv_role": "kv_both"}
     role = "kv_producer" if node["role"] == "prefill" else "kv_consumer"
-    return {"kv_connector": connector, "kv_role": role, "kv_ip": str(node["ip"]),
-            "kv_port": ports["kv"],
-            "kv_connector_extra_config": dict(cfg.get("cluster_kv_extra_config") or {})}
+    return {
+        "kv_connector": connector,
+        "kv_role": role,
+        "kv_ip": str(node["ip"]),
+        "kv_port": ports["kv"],
+        "kv_connector_extra_config": dict(cfg.get("cluster_kv_extra_config") or {}),
+    }
 
 
 def _env(node, ports, topology, cfg):

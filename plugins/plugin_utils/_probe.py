@@ -18,8 +18,11 @@ def probe_targets(nodes):
     """
     targets, seen = [], set()
     for node, data in nodes.items():
-        usable = [a["ip"] for a in host_addresses(data["facts"])
-                  if not (a["ip"].is_loopback() or a["ip"].is_link_local())]
+        usable = [
+            a["ip"]
+            for a in host_addresses(data["facts"])
+            if not (a["ip"].is_loopback() or a["ip"].is_link_local())
+        ]
         for sock in data["listeners"]:
             if sock["protocol"] != "tcp" or sock["loopback"] or not sock.get("netns_is_host", True):
                 continue
@@ -28,16 +31,18 @@ def probe_targets(nodes):
                 if key in seen:
                     continue
                 seen.add(key)
-                targets.append({
-                    "node": node,
-                    "address": address,
-                    "port": sock["port"],
-                    "process": sock.get("process"),
-                    "pid": sock.get("pid"),
-                    "bind": f"{_bracket(sock['address'])}:{sock['port']}",
-                    "label": f"{node} {_bracket(address)}:{sock['port']} "
-                             f"({sock.get('process') or 'no process'})",
-                })
+                targets.append(
+                    {
+                        "node": node,
+                        "address": address,
+                        "port": sock["port"],
+                        "process": sock.get("process"),
+                        "pid": sock.get("pid"),
+                        "bind": f"{_bracket(sock['address'])}:{sock['port']}",
+                        "label": f"{node} {_bracket(address)}:{sock['port']} "
+                        f"({sock.get('process') or 'no process'})",
+                    }
+                )
     return targets
 
 
@@ -128,14 +133,20 @@ def _row(vantage, result, target, plan):
 
 
 def _message(finding, vantage, result, target, audience):
-    where = f"{target['node']} tcp {_bracket(result['address'])}:{result['port']} " \
-            f"({target['process'] or 'no process'}, pid {target['pid']})"
+    where = (
+        f"{target['node']} tcp {_bracket(result['address'])}:{result['port']} "
+        f"({target['process'] or 'no process'}, pid {target['pid']})"
+    )
     if finding == "exposed":
-        return (f"{where} accepted a connection from {vantage} ({result.get('source')}), "
-                f"which the plan does not allow (audience: {', '.join(audience)})")
+        return (
+            f"{where} accepted a connection from {vantage} ({result.get('source')}), "
+            f"which the plan does not allow (audience: {', '.join(audience)})"
+        )
     if finding == "blocked":
-        return (f"{where} was not reachable from {vantage} ({result.get('source')}, "
-                f"{result['state']}) although the plan allows it (audience: {', '.join(audience)})")
+        return (
+            f"{where} was not reachable from {vantage} ({result.get('source')}, "
+            f"{result['state']}) although the plan allows it (audience: {', '.join(audience)})"
+        )
     return f"{where} from {vantage}: {result['state']}, as the plan says"
 
 
@@ -152,13 +163,23 @@ def probe_matrix(rows):
         ports[key]["cells"][row["vantage"]] = mark
     header = ["node", "address:port", "process", "may reach", *vantages]
     lines = [header]
-    for (node, address, port), info in sorted(ports.items(), key=lambda i: (i[0][0], i[0][2],
-                                                                          i[0][1])):
-        lines.append([node, f"{_bracket(address)}:{port}", info["process"] or "?",
-                      ",".join(info["audience"]),
-                      *[info["cells"].get(v, "") for v in vantages]])
+    for (node, address, port), info in sorted(
+        ports.items(), key=lambda i: (i[0][0], i[0][2], i[0][1])
+    ):
+        lines.append(
+            [
+                node,
+                f"{_bracket(address)}:{port}",
+                info["process"] or "?",
+                ",".join(info["audience"]),
+                *[info["cells"].get(v, "") for v in vantages],
+            ]
+        )
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    text = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    text = [
+        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    ]
     text.insert(1, "  ".join("-" * w for w in widths))
     text.append("")
     text.append("OPEN = connected, - = refused or dropped, ! = differs from the plan")

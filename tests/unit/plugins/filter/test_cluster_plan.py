@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
+
 from ansible_collections.hardened.vllm.plugins.filter.cluster_plan import FilterModule
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "facts"
@@ -51,8 +52,12 @@ DP2 = {
     "node1": host("10.0.0.11", cluster_node_role="head"),
     "node2": host("10.0.0.12", cluster_node_role="worker"),
 }
-DP_SETTINGS = {"cluster_topology": "data_parallel", "cluster_network": ["10.0.0.0/24"],
-               "cluster_client_cidrs": ["192.0.2.0/24"], "cluster_admin_cidrs": ["198.51.100.7/32"]}
+DP_SETTINGS = {
+    "cluster_topology": "data_parallel",
+    "cluster_network": ["10.0.0.0/24"],
+    "cluster_client_cidrs": ["192.0.2.0/24"],
+    "cluster_admin_cidrs": ["198.51.100.7/32"],
+}
 
 
 # --- happy paths --------------------------------------------------------------
@@ -112,8 +117,13 @@ def test_ipv6_cluster_derived_from_network():
         "a": host(None, "fd10::11", cluster_node_role="head"),
         "b": host(None, "fd10::12", cluster_node_role="worker"),
     }
-    p = plan(hosts, "a", cluster_topology="data_parallel", cluster_network="fd10::/64",
-             cluster_client_cidrs=["2001:db8::/48"])
+    p = plan(
+        hosts,
+        "a",
+        cluster_topology="data_parallel",
+        cluster_network="fd10::/64",
+        cluster_client_cidrs=["2001:db8::/48"],
+    )
     assert p["host_ip"] == "fd10::11" and p["family"] == "ipv6"
     assert p["peers"] == {"ipv4": [], "ipv6": ["fd10::12/128"]}
     assert p["clients"]["ipv6"] == ["2001:db8::/48"]
@@ -124,19 +134,30 @@ def test_dual_stack_hosts_pick_first_network_and_keep_extra_peers_per_family():
         "a": host("10.0.0.11", "fd10::11", cluster_node_role="head"),
         "b": host("10.0.0.12", "fd10::12", cluster_node_role="worker"),
     }
-    p = plan(hosts, "b", cluster_topology="data_parallel",
-             cluster_network=["fd10::/64", "10.0.0.0/24"],
-             cluster_extra_peer_cidrs=["10.0.9.0/24", "fd99::/64"])
+    p = plan(
+        hosts,
+        "b",
+        cluster_topology="data_parallel",
+        cluster_network=["fd10::/64", "10.0.0.0/24"],
+        cluster_extra_peer_cidrs=["10.0.9.0/24", "fd99::/64"],
+    )
     assert p["host_ip"] == "fd10::12"
     assert p["peers"] == {"ipv4": ["10.0.9.0/24"], "ipv6": ["fd10::11/128", "fd99::/64"]}
 
 
 def test_four_node_tensor_and_pipeline_parallel():
-    hosts = {f"n{i}": host(f"10.0.0.{10 + i}", cluster_node_role="head" if i == 3 else "worker")
-             for i in range(4)}
-    plans = plan(hosts, cluster_topology="multi_node", cluster_network=["10.0.0.0/24"],
-                 cluster_tensor_parallel_size=8, cluster_pipeline_parallel_size=2,
-                 cluster_ports={"master": 29600})
+    hosts = {
+        f"n{i}": host(f"10.0.0.{10 + i}", cluster_node_role="head" if i == 3 else "worker")
+        for i in range(4)
+    }
+    plans = plan(
+        hosts,
+        cluster_topology="multi_node",
+        cluster_network=["10.0.0.0/24"],
+        cluster_tensor_parallel_size=8,
+        cluster_pipeline_parallel_size=2,
+        cluster_ports={"master": 29600},
+    )
     ranks = {}
     for name, p in plans.items():
         args = p["vllm"]["args"]
@@ -152,8 +173,10 @@ def test_four_node_tensor_and_pipeline_parallel():
 
 
 def test_prefill_decode_with_nixl():
-    hosts = {"p": host("10.0.0.11", cluster_node_role="prefill"),
-             "d": host("10.0.0.12", cluster_node_role="decode")}
+    hosts = {
+        "p": host("10.0.0.11", cluster_node_role="prefill"),
+        "d": host("10.0.0.12", cluster_node_role="decode"),
+    }
     plans = plan(hosts, cluster_topology="disaggregated", cluster_network=["10.0.0.0/24"])
     for name, p in plans.items():
         kv = json.loads(p["vllm"]["args"][p["vllm"]["args"].index("--kv-transfer-config") + 1])
@@ -164,11 +187,17 @@ def test_prefill_decode_with_nixl():
 
 
 def test_prefill_decode_with_p2p_nccl():
-    hosts = {"p": host("10.0.0.11", cluster_node_role="prefill"),
-             "d": host("10.0.0.12", cluster_node_role="decode")}
-    plans = plan(hosts, cluster_topology="disaggregated", cluster_network=["10.0.0.0/24"],
-                 cluster_kv_connector="P2pNcclConnector",
-                 cluster_kv_extra_config={"proxy_ip": "10.0.0.5", "proxy_port": "30001"})
+    hosts = {
+        "p": host("10.0.0.11", cluster_node_role="prefill"),
+        "d": host("10.0.0.12", cluster_node_role="decode"),
+    }
+    plans = plan(
+        hosts,
+        cluster_topology="disaggregated",
+        cluster_network=["10.0.0.0/24"],
+        cluster_kv_connector="P2pNcclConnector",
+        cluster_kv_extra_config={"proxy_ip": "10.0.0.5", "proxy_port": "30001"},
+    )
     args = plans["p"]["vllm"]["args"]
     kv = json.loads(args[args.index("--kv-transfer-config") + 1])
     assert kv["kv_role"] == "kv_producer" and kv["kv_ip"] == "10.0.0.11"
@@ -179,14 +208,24 @@ def test_prefill_decode_with_p2p_nccl():
 
 
 def test_extra_allowance_from_peers_and_custom_port():
-    p = plan(DP2, "node1", **DP_SETTINGS, cluster_extra_peer_cidrs=["10.0.1.0/24"],
-             cluster_extra_allowances=[
-                 {"name": "scrape", "port": 9400, "from": ["192.0.2.9"]},
-                 {"port": 29550, "proto": "tcp", "from": ["10.0.1.0/25"]},
-             ])
+    p = plan(
+        DP2,
+        "node1",
+        **DP_SETTINGS,
+        cluster_extra_peer_cidrs=["10.0.1.0/24"],
+        cluster_extra_allowances=[
+            {"name": "scrape", "port": 9400, "from": ["192.0.2.9"]},
+            {"port": 29550, "proto": "tcp", "from": ["10.0.1.0/25"]},
+        ],
+    )
     custom = [e for e in p["exposure"] if e["audience"] == "custom"]
-    assert custom[0] == {"name": "scrape", "proto": "tcp", "port": 9400, "audience": "custom",
-                         "from": {"ipv4": ["192.0.2.9/32"], "ipv6": []}}
+    assert custom[0] == {
+        "name": "scrape",
+        "proto": "tcp",
+        "port": 9400,
+        "audience": "custom",
+        "from": {"ipv4": ["192.0.2.9/32"], "ipv6": []},
+    }
     assert custom[1]["name"] == "extra-tcp-29550"
 
 
@@ -202,108 +241,258 @@ def test_returns_every_host_without_host_argument():
 # --- validation errors ----------------------------------------------------------
 
 ERRORS = [
-    ("not_an_ip", {"a": host("10.0.0.11", cluster_host_ip="10.0.0")}, {},
-     r"host a, variable cluster_host_ip: '10.0.0' is not an IP address"),
-    ("not_on_host", {"a": host("10.0.0.11", cluster_host_ip="10.0.0.99")}, {},
-     r"host a, variable cluster_host_ip: 10.0.0.99 is not configured on a \(its addresses: "
-     r"10.0.0.11 on eth0"),
-    ("loopback", {"a": host("10.0.0.11", cluster_host_ip="127.0.0.1")}, {},
-     r"127.0.0.1 is a loopback address"),
-    ("wildcard", {"a": host("10.0.0.11", cluster_host_ip="0.0.0.0")}, {},
-     r"0.0.0.0 is a wildcard"),
-    ("link_local", {"a": host("10.0.0.11", cluster_host_ip="fe80::fc:ff:fe00:1")}, {},
-     r"fe80::fc:ff:fe00:1 is a link-local address"),
-    ("duplicate_ip", {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11"),
-                      "b": host("10.0.0.11", cluster_host_ip="10.0.0.11")}, {},
-     r"host b, variable cluster_host_ip: 10.0.0.11 is used by a and b"),
-    ("outside_network", {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
-     {"cluster_network": ["10.1.0.0/16"]}, r"10.0.0.11 is outside cluster_network"),
-    ("no_address_in_network", {"a": host("10.0.0.11")}, {"cluster_network": ["10.9.0.0/24"]},
-     r"host a, variable cluster_network: a has no address in 10.9.0.0/24"),
-    ("ambiguous_network", {"a": host("10.0.0.11", extra_v4=["10.0.0.12"])},
-     {"cluster_network": ["10.0.0.0/24"]}, r"a has several addresses in 10.0.0.0/24"),
-    ("nothing_to_derive_from", {"a": host("10.0.0.11")}, {},
-     r"cluster_host_ip: is not set and cluster_network is empty"),
-    ("bad_network", {"a": host("10.0.0.11")}, {"cluster_network": ["10.0.0.0/33"]},
-     r"cluster_network\[0\]: '10.0.0.0/33' is not an IP network"),
-    ("host_bits", {"a": host("10.0.0.11")}, {"cluster_network": ["10.0.0.1/24"]},
-     r"10.0.0.1/24 has host bits set. Fix: write the network address, 10.0.0.0/24"),
-    ("port_range", {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
-     {"cluster_ports": {"api": 70000}}, r"cluster_ports.api: 70000 is not a port number"),
-    ("port_type", {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
-     {"cluster_ports": {"api": "http"}}, r"cluster_ports.api: 'http' is not a port number"),
-    ("port_twice", {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
-     {"cluster_ports": {"api": 29550}}, r"port 29550 is used for api and dp_rpc"),
-    ("unknown_port", {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
-     {"cluster_ports": {"metrics": 9000}}, r"cluster_ports.metrics: is not a known port"),
-    ("client_cidr", {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
-     {"cluster_client_cidrs": ["clients.example"]},
-     r"cluster_client_cidrs\[0\]: 'clients.example' is not an IP network"),
-    ("client_cidr_not_list", {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
-     {"cluster_client_cidrs": "10.0.0.0/8"}, r"cluster_client_cidrs: must be a list of CIDRs"),
-    ("admin_cidr", {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
-     {"cluster_admin_cidrs": ["10.0.0.0/40"]}, r"cluster_admin_cidrs\[0\]"),
-    ("peer_cidr", {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
-     {"cluster_extra_peer_cidrs": ["fd00::zz/64"]}, r"cluster_extra_peer_cidrs\[0\]"),
-    ("internal_port_to_clients", DP2,
-     {**DP_SETTINGS, "cluster_extra_allowances": [{"port": 29550, "from": ["192.0.2.0/24"]}]},
-     r"cluster_extra_allowances\[0\].from: opens internal port 29550 to non-peers "
-     r"\(192.0.2.0/24\)"),
-    ("internal_port_to_everyone", DP2,
-     {**DP_SETTINGS, "cluster_extra_allowances": [{"port": 29501, "from": ["::/0"]}]},
-     r"opens internal port 29501 to everyone \(::/0\)"),
-    ("allowance_malformed", DP2, {**DP_SETTINGS, "cluster_extra_allowances": [{"port": 1}]},
-     r"cluster_extra_allowances\[0\]: .* lacks port or from"),
-    ("allowance_proto", DP2,
-     {**DP_SETTINGS, "cluster_extra_allowances": [{"port": 9, "proto": "sctp", "from": []}]},
-     r"cluster_extra_allowances\[0\].proto: 'sctp' is not tcp or udp"),
-    ("no_head", {"a": host("10.0.0.11", cluster_node_role="worker"),
-                 "b": host("10.0.0.12", cluster_node_role="worker")}, DP_SETTINGS,
-     r"cluster_node_role: 0 hosts have role head"),
-    ("two_heads", {"a": host("10.0.0.11", cluster_node_role="head"),
-                   "b": host("10.0.0.12", cluster_node_role="head")}, DP_SETTINGS,
-     r"host b, variable cluster_node_role: 2 hosts have role head \(a, b\)"),
-    ("role_missing", {"a": host("10.0.0.11"), "b": host("10.0.0.12")}, DP_SETTINGS,
-     r"host a, variable cluster_node_role: is not set; topology data_parallel needs it"),
-    ("role_wrong", {"a": host("10.0.0.11", cluster_node_role="prefill")}, DP_SETTINGS,
-     r"'prefill' is not a role of topology data_parallel"),
-    ("dp_ranks", DP2, {**DP_SETTINGS, "cluster_data_parallel_size": 4},
-     r"cluster_data_parallel_size: is 4 but the hosts' cluster_data_parallel_size_local add up "
-     r"to 2 \(node1: 1, node2: 1\)"),
-    ("dp_local", {"a": host("10.0.0.11", cluster_node_role="head",
-                            cluster_data_parallel_size_local=0)}, DP_SETTINGS,
-     r"host a, variable cluster_data_parallel_size_local: 0 is not a positive number"),
-    ("mixed_families", {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11"),
-                        "b": host(None, "fd10::12", cluster_host_ip="fd10::12")}, {},
-     r"host b, variable cluster_host_ip: mixed address families: IPv4 on a, IPv6 on b"),
-    ("unknown_topology", {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
-     {"cluster_topology": "ring"}, r"cluster_topology: unknown topology 'ring'"),
-    ("tp_pp_split", {"a": host("10.0.0.11", cluster_node_role="head"),
-                     "b": host("10.0.0.12", cluster_node_role="worker"),
-                     "c": host("10.0.0.13", cluster_node_role="worker")},
-     {**DP_SETTINGS, "cluster_topology": "multi_node", "cluster_tensor_parallel_size": 2},
-     r"does not split evenly over 3 nodes"),
-    ("no_decode", {"a": host("10.0.0.11", cluster_node_role="prefill")},
-     {**DP_SETTINGS, "cluster_topology": "disaggregated"}, r"no host has role decode"),
-    ("kv_connector", {"a": host("10.0.0.11", cluster_node_role="prefill")},
-     {**DP_SETTINGS, "cluster_topology": "disaggregated", "cluster_kv_connector": "Lmcache"},
-     r"unknown KV connector 'Lmcache'"),
-    ("facts_missing", {"a": {"cluster_host_ip": "10.0.0.11"}}, {},
-     r"host a, variable ansible_facts: network facts of this host were not gathered"),
-    ("api_address", {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11",
-                               cluster_api_address="192.0.2.77")}, {},
-     r"cluster_api_address: 192.0.2.77 is not configured on a"),
-    ("cluster_wide_differs", {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11",
-                                        cluster_topology="single"),
-                              "b": host("10.0.0.12", cluster_host_ip="10.0.0.12",
-                                        cluster_topology="data_parallel")}, {},
-     r"cluster_topology: differs between cluster hosts"),
+    (
+        "not_an_ip",
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0")},
+        {},
+        r"host a, variable cluster_host_ip: '10.0.0' is not an IP address",
+    ),
+    (
+        "not_on_host",
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0.99")},
+        {},
+        r"host a, variable cluster_host_ip: 10.0.0.99 is not configured on a \(its addresses: "
+        r"10.0.0.11 on eth0",
+    ),
+    (
+        "loopback",
+        {"a": host("10.0.0.11", cluster_host_ip="127.0.0.1")},
+        {},
+        r"127.0.0.1 is a loopback address",
+    ),
+    ("wildcard", {"a": host("10.0.0.11", cluster_host_ip="0.0.0.0")}, {}, r"0.0.0.0 is a wildcard"),
+    (
+        "link_local",
+        {"a": host("10.0.0.11", cluster_host_ip="fe80::fc:ff:fe00:1")},
+        {},
+        r"fe80::fc:ff:fe00:1 is a link-local address",
+    ),
+    (
+        "duplicate_ip",
+        {
+            "a": host("10.0.0.11", cluster_host_ip="10.0.0.11"),
+            "b": host("10.0.0.11", cluster_host_ip="10.0.0.11"),
+        },
+        {},
+        r"host b, variable cluster_host_ip: 10.0.0.11 is used by a and b",
+    ),
+    (
+        "outside_network",
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
+        {"cluster_network": ["10.1.0.0/16"]},
+        r"10.0.0.11 is outside cluster_network",
+    ),
+    (
+        "no_address_in_network",
+        {"a": host("10.0.0.11")},
+        {"cluster_network": ["10.9.0.0/24"]},
+        r"host a, variable cluster_network: a has no address in 10.9.0.0/24",
+    ),
+    (
+        "ambiguous_network",
+        {"a": host("10.0.0.11", extra_v4=["10.0.0.12"])},
+        {"cluster_network": ["10.0.0.0/24"]},
+        r"a has several addresses in 10.0.0.0/24",
+    ),
+    (
+        "nothing_to_derive_from",
+        {"a": host("10.0.0.11")},
+        {},
+        r"cluster_host_ip: is not set and cluster_network is empty",
+    ),
+    (
+        "bad_network",
+        {"a": host("10.0.0.11")},
+        {"cluster_network": ["10.0.0.0/33"]},
+        r"cluster_network\[0\]: '10.0.0.0/33' is not an IP network",
+    ),
+    (
+        "host_bits",
+        {"a": host("10.0.0.11")},
+        {"cluster_network": ["10.0.0.1/24"]},
+        r"10.0.0.1/24 has host bits set. Fix: write the network address, 10.0.0.0/24",
+    ),
+    (
+        "port_range",
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
+        {"cluster_ports": {"api": 70000}},
+        r"cluster_ports.api: 70000 is not a port number",
+    ),
+    (
+        "port_type",
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
+        {"cluster_ports": {"api": "http"}},
+        r"cluster_ports.api: 'http' is not a port number",
+    ),
+    (
+        "port_twice",
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
+        {"cluster_ports": {"api": 29550}},
+        r"port 29550 is used for api and dp_rpc",
+    ),
+    (
+        "unknown_port",
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
+        {"cluster_ports": {"metrics": 9000}},
+        r"cluster_ports.metrics: is not a known port",
+    ),
+    (
+        "client_cidr",
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
+        {"cluster_client_cidrs": ["clients.example"]},
+        r"cluster_client_cidrs\[0\]: 'clients.example' is not an IP network",
+    ),
+    (
+        "client_cidr_not_list",
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
+        {"cluster_client_cidrs": "10.0.0.0/8"},
+        r"cluster_client_cidrs: must be a list of CIDRs",
+    ),
+    (
+        "admin_cidr",
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
+        {"cluster_admin_cidrs": ["10.0.0.0/40"]},
+        r"cluster_admin_cidrs\[0\]",
+    ),
+    (
+        "peer_cidr",
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
+        {"cluster_extra_peer_cidrs": ["fd00::zz/64"]},
+        r"cluster_extra_peer_cidrs\[0\]",
+    ),
+    (
+        "internal_port_to_clients",
+        DP2,
+        {**DP_SETTINGS, "cluster_extra_allowances": [{"port": 29550, "from": ["192.0.2.0/24"]}]},
+        r"cluster_extra_allowances\[0\].from: opens internal port 29550 to non-peers "
+        r"\(192.0.2.0/24\)",
+    ),
+    (
+        "internal_port_to_everyone",
+        DP2,
+        {**DP_SETTINGS, "cluster_extra_allowances": [{"port": 29501, "from": ["::/0"]}]},
+        r"opens internal port 29501 to everyone \(::/0\)",
+    ),
+    (
+        "allowance_malformed",
+        DP2,
+        {**DP_SETTINGS, "cluster_extra_allowances": [{"port": 1}]},
+        r"cluster_extra_allowances\[0\]: .* lacks port or from",
+    ),
+    (
+        "allowance_proto",
+        DP2,
+        {**DP_SETTINGS, "cluster_extra_allowances": [{"port": 9, "proto": "sctp", "from": []}]},
+        r"cluster_extra_allowances\[0\].proto: 'sctp' is not tcp or udp",
+    ),
+    (
+        "no_head",
+        {
+            "a": host("10.0.0.11", cluster_node_role="worker"),
+            "b": host("10.0.0.12", cluster_node_role="worker"),
+        },
+        DP_SETTINGS,
+        r"cluster_node_role: 0 hosts have role head",
+    ),
+    (
+        "two_heads",
+        {
+            "a": host("10.0.0.11", cluster_node_role="head"),
+            "b": host("10.0.0.12", cluster_node_role="head"),
+        },
+        DP_SETTINGS,
+        r"host b, variable cluster_node_role: 2 hosts have role head \(a, b\)",
+    ),
+    (
+        "role_missing",
+        {"a": host("10.0.0.11"), "b": host("10.0.0.12")},
+        DP_SETTINGS,
+        r"host a, variable cluster_node_role: is not set; topology data_parallel needs it",
+    ),
+    (
+        "role_wrong",
+        {"a": host("10.0.0.11", cluster_node_role="prefill")},
+        DP_SETTINGS,
+        r"'prefill' is not a role of topology data_parallel",
+    ),
+    (
+        "dp_ranks",
+        DP2,
+        {**DP_SETTINGS, "cluster_data_parallel_size": 4},
+        r"cluster_data_parallel_size: is 4 but the hosts' cluster_data_parallel_size_local add up "
+        r"to 2 \(node1: 1, node2: 1\)",
+    ),
+    (
+        "dp_local",
+        {"a": host("10.0.0.11", cluster_node_role="head", cluster_data_parallel_size_local=0)},
+        DP_SETTINGS,
+        r"host a, variable cluster_data_parallel_size_local: 0 is not a positive number",
+    ),
+    (
+        "mixed_families",
+        {
+            "a": host("10.0.0.11", cluster_host_ip="10.0.0.11"),
+            "b": host(None, "fd10::12", cluster_host_ip="fd10::12"),
+        },
+        {},
+        r"host b, variable cluster_host_ip: mixed address families: IPv4 on a, IPv6 on b",
+    ),
+    (
+        "unknown_topology",
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
+        {"cluster_topology": "ring"},
+        r"cluster_topology: unknown topology 'ring'",
+    ),
+    (
+        "tp_pp_split",
+        {
+            "a": host("10.0.0.11", cluster_node_role="head"),
+            "b": host("10.0.0.12", cluster_node_role="worker"),
+            "c": host("10.0.0.13", cluster_node_role="worker"),
+        },
+        {**DP_SETTINGS, "cluster_topology": "multi_node", "cluster_tensor_parallel_size": 2},
+        r"does not split evenly over 3 nodes",
+    ),
+    (
+        "no_decode",
+        {"a": host("10.0.0.11", cluster_node_role="prefill")},
+        {**DP_SETTINGS, "cluster_topology": "disaggregated"},
+        r"no host has role decode",
+    ),
+    (
+        "kv_connector",
+        {"a": host("10.0.0.11", cluster_node_role="prefill")},
+        {**DP_SETTINGS, "cluster_topology": "disaggregated", "cluster_kv_connector": "Lmcache"},
+        r"unknown KV connector 'Lmcache'",
+    ),
+    (
+        "facts_missing",
+        {"a": {"cluster_host_ip": "10.0.0.11"}},
+        {},
+        r"host a, variable ansible_facts: network facts of this host were not gathered",
+    ),
+    (
+        "api_address",
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11", cluster_api_address="192.0.2.77")},
+        {},
+        r"cluster_api_address: 192.0.2.77 is not configured on a",
+    ),
+    (
+        "cluster_wide_differs",
+        {
+            "a": host("10.0.0.11", cluster_host_ip="10.0.0.11", cluster_topology="single"),
+            "b": host("10.0.0.12", cluster_host_ip="10.0.0.12", cluster_topology="data_parallel"),
+        },
+        {},
+        r"cluster_topology: differs between cluster hosts",
+    ),
     ("empty_group", {}, {}, r"the cluster group has no hosts"),
 ]
 
 
-@pytest.mark.parametrize(("hosts", "settings", "match"), [e[1:] for e in ERRORS],
-                         ids=[e[0] for e in ERRORS])
+@pytest.mark.parametrize(
+    ("hosts", "settings", "match"), [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS]
+)
 def test_bad_inventory_is_refused_with_host_variable_and_fix(hosts, settings, match):
     message = fails(hosts, match, **settings)
     assert "no host was changed" in message
@@ -311,8 +500,10 @@ def test_bad_inventory_is_refused_with_host_variable_and_fix(hosts, settings, ma
 
 
 def test_every_problem_is_reported_at_once():
-    hosts = {"a": host("10.0.0.11", cluster_host_ip="10.0.0.99"),
-             "b": host("10.0.0.12", cluster_host_ip="127.0.0.1")}
+    hosts = {
+        "a": host("10.0.0.11", cluster_host_ip="10.0.0.99"),
+        "b": host("10.0.0.12", cluster_host_ip="127.0.0.1"),
+    }
     message = fails(hosts, r"3 problem\(s\)", cluster_ports={"api": 0})
     assert "host a, variable cluster_host_ip" in message
     assert "host b, variable cluster_host_ip" in message

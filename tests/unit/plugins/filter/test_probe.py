@@ -27,12 +27,18 @@ PLAN = {
     "exposure": [
         {"name": "ssh", "proto": "tcp", "port": 22, "audience": "admins"},
         {"name": "api", "proto": "tcp", "port": 47001, "audience": "clients"},
-        {"name": "scrape", "proto": "tcp", "port": 47004, "audience": "custom",
-         "from": {"ipv4": ["203.0.113.0/24"], "ipv6": []}},
+        {
+            "name": "scrape",
+            "proto": "tcp",
+            "port": 47004,
+            "audience": "custom",
+            "from": {"ipv4": ["203.0.113.0/24"], "ipv6": []},
+        },
     ],
 }
-HOSTVARS = {"vm": {"cluster_plan": PLAN,
-                   "ansible_facts": {**FACTS, "listening_sockets": LISTENERS}}}
+HOSTVARS = {
+    "vm": {"cluster_plan": PLAN, "ansible_facts": {**FACTS, "listening_sockets": LISTENERS}}
+}
 
 
 def targets():
@@ -41,8 +47,12 @@ def targets():
 
 def test_targets_skip_loopback_and_expand_wildcards_by_family():
     got = {(t["address"], t["port"]) for t in targets()}
-    assert got == {("192.0.2.2", 47001), ("192.0.2.2", 47002), ("fd00::2", 47002),
-                   ("192.0.2.2", 47004)}
+    assert got == {
+        ("192.0.2.2", 47001),
+        ("192.0.2.2", 47002),
+        ("fd00::2", 47002),
+        ("192.0.2.2", 47004),
+    }
     dual = next(t for t in targets() if t["address"] == "fd00::2")
     assert dual["bind"] == "[::]:47002" and dual["process"] == "python3"
     assert dual["label"] == "vm [fd00::2]:47002 (python3)"
@@ -50,22 +60,68 @@ def test_targets_skip_loopback_and_expand_wildcards_by_family():
 
 def test_findings_exposed_blocked_and_ok():
     runs = [
-        {"vantage": "outsider", "results": [
-            {"address": "192.0.2.2", "port": 47002, "open": True, "state": "open",
-             "source": "192.0.2.99"},
-            {"address": "192.0.2.2", "port": 47001, "open": False, "state": "timeout",
-             "source": "192.0.2.99"}]},
-        {"vantage": "client", "results": [
-            {"address": "192.0.2.2", "port": 47001, "open": False, "state": "refused",
-             "source": "198.51.100.7"},
-            {"address": "192.0.2.2", "port": 47004, "open": False, "state": "timeout",
-             "source": "198.51.100.7"}]},
-        {"vantage": "peer", "results": [
-            {"address": "fd00::2", "port": 47002, "open": True, "state": "open",
-             "source": "fd00::3"}]},
-        {"vantage": "scraper", "results": [
-            {"address": "192.0.2.2", "port": 47004, "open": True, "state": "open",
-             "source": "203.0.113.9"}]},
+        {
+            "vantage": "outsider",
+            "results": [
+                {
+                    "address": "192.0.2.2",
+                    "port": 47002,
+                    "open": True,
+                    "state": "open",
+                    "source": "192.0.2.99",
+                },
+                {
+                    "address": "192.0.2.2",
+                    "port": 47001,
+                    "open": False,
+                    "state": "timeout",
+                    "source": "192.0.2.99",
+                },
+            ],
+        },
+        {
+            "vantage": "client",
+            "results": [
+                {
+                    "address": "192.0.2.2",
+                    "port": 47001,
+                    "open": False,
+                    "state": "refused",
+                    "source": "198.51.100.7",
+                },
+                {
+                    "address": "192.0.2.2",
+                    "port": 47004,
+                    "open": False,
+                    "state": "timeout",
+                    "source": "198.51.100.7",
+                },
+            ],
+        },
+        {
+            "vantage": "peer",
+            "results": [
+                {
+                    "address": "fd00::2",
+                    "port": 47002,
+                    "open": True,
+                    "state": "open",
+                    "source": "fd00::3",
+                }
+            ],
+        },
+        {
+            "vantage": "scraper",
+            "results": [
+                {
+                    "address": "192.0.2.2",
+                    "port": 47004,
+                    "open": True,
+                    "state": "open",
+                    "source": "203.0.113.9",
+                }
+            ],
+        },
     ]
     rows = F["probe_findings"](runs, targets(), HOSTVARS, ["vm"])
     by = {(r["vantage"], r["port"]): r for r in rows}
@@ -73,7 +129,8 @@ def test_findings_exposed_blocked_and_ok():
     assert exposed["finding"] == "exposed" and exposed["audience"] == ["peers"]
     assert exposed["message"] == (
         "vm tcp 192.0.2.2:47002 (python3, pid 5958) accepted a connection from outsider "
-        "(192.0.2.99), which the plan does not allow (audience: peers)")
+        "(192.0.2.99), which the plan does not allow (audience: peers)"
+    )
     assert by[("outsider", 47001)]["finding"] == "ok"
     blocked = by[("client", 47001)]
     assert blocked["finding"] == "blocked" and blocked["source_audiences"] == ["clients"]
@@ -84,25 +141,56 @@ def test_findings_exposed_blocked_and_ok():
 
 
 def test_matrix_marks_differences():
-    rows = F["probe_findings"]([
-        {"vantage": "outsider", "results": [
-            {"address": "192.0.2.2", "port": 47002, "open": True, "state": "open",
-             "source": "192.0.2.99"}]},
-        {"vantage": "client", "results": [
-            {"address": "192.0.2.2", "port": 47001, "open": True, "state": "open",
-             "source": "198.51.100.7"}]}], targets(), HOSTVARS, ["vm"])
+    rows = F["probe_findings"](
+        [
+            {
+                "vantage": "outsider",
+                "results": [
+                    {
+                        "address": "192.0.2.2",
+                        "port": 47002,
+                        "open": True,
+                        "state": "open",
+                        "source": "192.0.2.99",
+                    }
+                ],
+            },
+            {
+                "vantage": "client",
+                "results": [
+                    {
+                        "address": "192.0.2.2",
+                        "port": 47001,
+                        "open": True,
+                        "state": "open",
+                        "source": "198.51.100.7",
+                    }
+                ],
+            },
+        ],
+        targets(),
+        HOSTVARS,
+        ["vm"],
+    )
     lines = F["probe_matrix"](rows).splitlines()
-    assert lines[0].split() == ["node", "address:port", "process", "may", "reach", "client",
-                                "outsider"]
+    assert lines[0].split() == [
+        "node",
+        "address:port",
+        "process",
+        "may",
+        "reach",
+        "client",
+        "outsider",
+    ]
     assert lines[2].split() == ["vm", "192.0.2.2:47001", "python3", "clients", "OPEN"]
     assert lines[3].split() == ["vm", "192.0.2.2:47002", "python3", "peers", "OPEN!"]
     assert "! = differs from the plan" in lines[-1]
 
 
 def test_missing_facts_and_bad_input_are_named():
-    with pytest.raises(AnsibleFilterError, match="host vm has no cluster_plan or listening_sockets"):
+    with pytest.raises(AnsibleFilterError, match="host vm has no cluster_plan or listening_"):
         F["probe_targets"]({"vm": {"ansible_facts": FACTS}}, ["vm"])
-    with pytest.raises(AnsibleFilterError, match="list of registered hardened.vllm.tcp_probe"):
+    with pytest.raises(AnsibleFilterError, match=r"list of registered hardened\.vllm\.tcp_probe"):
         F["probe_findings"]([{"skipped": True}], [], HOSTVARS, ["vm"])
     with pytest.raises(AnsibleFilterError, match="probe_matrix: input must be a list"):
         F["probe_matrix"]("rows")

@@ -29,8 +29,12 @@ def closed_port(family, address):
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("listener", [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")],
-                         indirect=True, ids=["ipv4", "ipv6"])
+@pytest.mark.parametrize(
+    "listener",
+    [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")],
+    indirect=True,
+    ids=["ipv4", "ipv6"],
+)
 def test_open_listener_is_reported_open_with_its_source(listener):
     address, port = listener
     result = tcp_probe.probe({"address": address, "port": port, "label": "x"}, 2.0)
@@ -59,7 +63,8 @@ def test_a_dropped_connection_counts_as_timeout(monkeypatch):
 def test_validate_names_the_bad_target():
     assert tcp_probe.validate([{"address": "10.0.0.1", "port": 80}]) is None
     assert "targets[1].address: 'node1'" in tcp_probe.validate(
-        [{"address": "10.0.0.1", "port": 80}, {"address": "node1", "port": 80}])
+        [{"address": "10.0.0.1", "port": 80}, {"address": "node1", "port": 80}]
+    )
     assert "targets[0].port: 0" in tcp_probe.validate([{"address": "10.0.0.1", "port": 0}])
 
 
@@ -74,10 +79,16 @@ def test_main_probes_in_parallel_and_counts_open(capsys):
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)
         port = sock.getsockname()[1]
-        code, out = run_main({"targets": [
-            {"address": "127.0.0.1", "port": port, "label": "open"},
-            {"address": "127.0.0.1", "port": closed_port(socket.AF_INET, "127.0.0.1")},
-        ], "timeout": 1}, capsys)
+        code, out = run_main(
+            {
+                "targets": [
+                    {"address": "127.0.0.1", "port": port, "label": "open"},
+                    {"address": "127.0.0.1", "port": closed_port(socket.AF_INET, "127.0.0.1")},
+                ],
+                "timeout": 1,
+            },
+            capsys,
+        )
     assert code == 0 and out["changed"] is False
     assert [r["state"] for r in out["results"]] == ["open", "refused"]
     assert out["open_count"] == 1
