@@ -1,0 +1,289 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, hardened.vllm maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Facts about a host's NVIDIA GPUs, NVSwitches, loaded driver and driver packages."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: nvidia_gpu_facts
+short_description: Facts about NVIDIA GPUs, NVSwitches, the loaded driver and its packages
+version_added: 0.1.0
+description:
+  - Reads the NVIDIA PCI functions from sysfs (GPUs and NVSwitches), the Secure Boot state,
+    the loaded kernel module (C(/proc/driver/nvidia/version)) and, when C(nvidia-smi) answers,
+    the driver version, the CUDA version the driver supports and each GPU's compute capability.
+  - Optionally reports the installed and candidate versions of packages (apt) or the installed
+    versions (rpm), so a role can check that driver packages match before it installs them.
+  - Works on hosts without any NVIDIA device and changes nothing.
+author:
+  - hardened.vllm maintainers (@hardened-vllm)
+options:
+  packages:
+    description:
+      - Packages whose installed and candidate versions, and apt hold state, to report.
+    type: list
+    elements: str
+    default: []
+  nvidia_smi:
+    description:
+      - Run C(nvidia-smi) when it is installed and a kernel module is loaded.
+    type: bool
+    default: true
+  mok_key:
+    description:
+      - Public key (DER) that signs DKMS-built modules; under Secure Boot the module reports
+        whether it is enrolled (C(mokutil --test-key)).
+    type: path
+    default: /var/lib/dkms/mok.pub
+  pci_devices:
+    description:
+      - The sysfs directory of PCI functions. Tests point it at a recorded copy.
+    type: path
+    default: /sys/bus/pci/devices
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying
+      target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in
+      check_mode).
+    support: none
+  facts:
+    description: Action returns an C(ansible_facts) dictionary that will update existing host
+      facts.
+    support: full
+notes:
+  - Kernel module flavour support is derived from PCI device IDs (Turing, 0x1E00, and newer
+    work with the open modules; Blackwell, 0x2900, and newer only with them).
+"""
+
+EXAMPLES = r"""
+- name: Read NVIDIA facts
+  hardened.vllm.nvidia_gpu_facts:
+
+- name: Refuse a driver that cannot run CUDA 12.9 builds
+  ansible.builtin.assert:
+    that: >-
+      (ansible_facts.nvidia.driver_version | hardened.vllm.nvidia_cuda_compat('12.9')).supported
+    fail_msg: "driver {{ ansible_facts.nvidia.driver_version }} is too old for CUDA 12.9"
+  when: ansible_facts.nvidia.driver_version is not none
+
+- name: Compare driver package candidates
+  hardened.vllm.nvidia_gpu_facts:
+    packages: [nvidia-smi, libcuda1, nvidia-kernel-dkms]
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts published under C(ansible_facts.nvidia).
+  returned: always
+  type: dict
+  contains:
+    nvidia:
+      description: NVIDIA hardware, driver and package facts.
+      returned: always
+      type: dict
+      contains:
+        gpu_present:
+          description: Whether at least one NVIDIA GPU is on the PCI bus.
+          type: bool
+          sample: true
+        gpus:
+          description: NVIDIA GPUs on the PCI bus (no driver needed).
+          type: list
+          elements: dict
+          sample:
+            - pci_address: "0000:17:00.0"
+              vendor_id: "0x10de"
+              device_id: "0x2330"
+              class: "0x030200"
+              driver: nvidia
+              open_modules_supported: true
+              proprietary_modules_supported: true
+        nvswitches:
+          description:
+            - NVSwitch functions (PCI bridge class 0x0680).
+            - Non-empty means Fabric Manager is needed.
+          type: list
+          elements: dict
+        fabric_manager_required:
+          description: Whether NVSwitches are present.
+          type: bool
+        open_modules_supported:
+          description: Whether every GPU can use the open kernel modules.
+          type: bool
+        proprietary_modules_supported:
+          description: Whether every GPU can use the proprietary kernel modules.
+          type: bool
+        secure_boot:
+          description: Secure Boot state; null when it cannot be read.
+          type: bool
+        mok_enrolled:
+          description: Whether O(mok_key) is enrolled; null when unknown or not applicable.
+          type: bool
+        loaded_module:
+          description: The loaded kernel module, from /proc/driver/nvidia/version.
+          type: dict
+          sample: {version: "580.95.05", flavor: open}
+        driver_version:
+          description: Driver version from nvidia-smi, else from the loaded module; null when none.
+          type: str
+          sample: "580.95.05"
+        cuda_version:
+          description: Highest CUDA version the driver supports (nvidia-smi, else NVIDIA's table).
+          type: str
+          sample: "13.0"
+        compute_capabilities:
+          description: Sorted distinct compute capabilities of the GPUs (from nvidia-smi).
+          type: list
+          elements: str
+          sample: ["9.0"]
+        smi:
+          description: What nvidia-smi reported (available, gpus, error).
+          type: dict
+        packages:
+          description: Per package, installed and candidate versions and whether it is held.
+          type: dict
+          sample: {nvidia-smi: {installed: null, candidate: "535.261.03-1", held: false}}
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hardened.vllm.plugins.module_utils import _nvidia_compat as compat
+from ansible_collections.hardened.vllm.plugins.module_utils import _nvidia_hw as hw
+from ansible_collections.hardened.vllm.plugins.module_utils import _nvidia_packages as pkgs
+from ansible_collections.hardened.vllm.plugins.module_utils import _nvidia_smi as smi
+
+PROC_VERSION = "/proc/driver/nvidia/version"
+C_ENV = {"LC_ALL": "C", "LANG": "C"}
+
+
+def _run(module, argv):
+    return module.run_command(argv, environ_update=C_ENV, check_rc=False)
+
+
+def _loaded_module():
+    try:
+        with open(PROC_VERSION, encoding="utf-8") as handle:
+            return smi.parse_proc_version(handle.read())
+    except OSError:
+        return None
+
+
+def _query_smi(module, binary):
+    fields = ",".join(smi.QUERY_FIELDS)
+    rc, out, err = _run(module, [binary, f"--query-gpu={fields}", "--format=csv,noheader,nounits"])
+    if rc != 0:
+        return {"available": False, "error": (err or out).strip() or f"nvidia-smi exited {rc}"}
+    result = {"available": True, "error": None}
+    try:
+        result["gpus"] = smi.parse_query_csv(out)
+        rc, xml_out, err = _run(module, [binary, "-q", "-x"])
+        result["xml"] = smi.parse_smi_xml(xml_out) if rc == 0 else None
+    except smi.ParseError as exc:
+        module.fail_json(msg=f"nvidia-smi answered in a format this module does not know: {exc}")
+    return result
+
+
+def _secure_boot(module):
+    state = hw.read_secure_boot()
+    mokutil = module.get_bin_path("mokutil")
+    if state is None and mokutil:
+        _rc, out, err = _run(module, [mokutil, "--sb-state"])
+        state = hw.parse_sb_state(out + err)
+    enrolled = None
+    key = module.params["mok_key"]
+    if state and mokutil and os.path.exists(key):
+        _rc, out, err = _run(module, [mokutil, "--test-key", key])
+        enrolled = hw.parse_mok_test_key(out + err)
+    return state, enrolled
+
+
+def _packages(module, names):
+    if not names:
+        return {}
+    apt_cache = module.get_bin_path("apt-cache")
+    if apt_cache:
+        rc, out, err = _run(module, [apt_cache, "policy", *names])
+        if rc != 0:
+            module.fail_json(msg=f"apt-cache policy {' '.join(names)} failed: {err.strip()}")
+        policy = pkgs.parse_apt_policy(out)
+        _rc, held_out, _err = _run(
+            module, [module.get_bin_path("apt-mark", required=True), "showhold"]
+        )
+        held = set(held_out.split())
+        return {
+            name: dict(policy.get(name, {"installed": None, "candidate": None}), held=name in held)
+            for name in names
+        }
+    rpm = module.get_bin_path("rpm", required=True)
+    result = {}
+    for name in names:
+        rc, out, _err = _run(module, [rpm, "-q", "--qf", "%{VERSION}-%{RELEASE}", name])
+        result[name] = {
+            "installed": out.strip() if rc == 0 else None,
+            "candidate": None,
+            "held": None,
+        }
+    return result
+
+
+def gather(module):
+    """All facts; split out so tests can call it with a fake module."""
+    inventory = hw.nvidia_inventory(hw.read_pci_devices(module.params["pci_devices"]))
+    gpus = inventory["gpus"]
+    secure_boot, enrolled = _secure_boot(module)
+    loaded = _loaded_module()
+    facts = {
+        "gpu_present": bool(gpus),
+        "gpus": gpus,
+        "nvswitches": inventory["nvswitches"],
+        "fabric_manager_required": bool(inventory["nvswitches"]),
+        "open_modules_supported": all(g["open_modules_supported"] for g in gpus),
+        "proprietary_modules_supported": all(g["proprietary_modules_supported"] for g in gpus),
+        "secure_boot": secure_boot,
+        "mok_enrolled": enrolled,
+        "loaded_module": loaded,
+        "driver_version": loaded["version"] if loaded else None,
+        "cuda_version": None,
+        "compute_capabilities": [],
+        "smi": {"available": False, "error": "not run", "gpus": []},
+    }
+    binary = module.get_bin_path("nvidia-smi")
+    if module.params["nvidia_smi"] and binary and loaded:
+        result = _query_smi(module, binary)
+        xml = result.pop("xml", None) or {}
+        facts["smi"] = {"gpus": [], **result}
+        smi_gpus = result.get("gpus") or []
+        if smi_gpus and smi_gpus[0].get("driver_version"):
+            facts["driver_version"] = smi_gpus[0]["driver_version"]
+        facts["cuda_version"] = xml.get("cuda_version")
+        facts["compute_capabilities"] = sorted(
+            {g["compute_cap"] for g in smi_gpus if g.get("compute_cap")}
+        )
+    if facts["driver_version"] and not facts["cuda_version"]:
+        facts["cuda_version"] = compat.cuda_max_for_driver(facts["driver_version"])
+    facts["packages"] = _packages(module, module.params["packages"])
+    return facts
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "packages": {"type": "list", "elements": "str", "default": []},
+            "nvidia_smi": {"type": "bool", "default": True},
+            "mok_key": {"type": "path", "default": "/var/lib/dkms/mok.pub"},
+            "pci_devices": {"type": "path", "default": hw.PCI_DEVICES},
+        },
+        supports_check_mode=True,
+    )
+    module.exit_json(changed=False, ansible_facts={"nvidia": gather(module)})
+
+
+if __name__ == "__main__":
+    main()
