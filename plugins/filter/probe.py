@@ -9,16 +9,11 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.hardened.vllm.plugins.plugin_utils import _addresses
-
-try:
-    from ansible_collections.hardened.vllm.plugins.plugin_utils import _probe
-except ImportError:  # netaddr missing; reported below
-    _probe = None
+from ansible_collections.hardened.vllm.plugins.plugin_utils import _addresses, _probe
 
 
 def _require(name):
-    if _probe is None or _addresses.netaddr is None:
+    if _addresses.netaddr is None:
         raise AnsibleFilterError(f"hardened.vllm.{name}: {missing_required_lib('netaddr')}")
 
 

@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
-import netaddr
-
-from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import host_addresses
+from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import (
+    host_addresses,
+    netaddr,  # None when missing; the filters say so with missing_required_lib
+)
 
 
 def probe_targets(nodes):
