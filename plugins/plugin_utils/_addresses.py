@@ -94,7 +94,7 @@ def host_addresses(facts):
         entries = v4 + list(data.get("ipv4_secondaries") or []) + list(data.get("ipv6") or [])
         for entry in entries:
             try:
-                ip = netaddr.IPAddress(str(entry["address"]).split("%")[0])
+                ip = netaddr.IPAddress(str(entry["address"]).split("%", maxsplit=1)[0])
             except (KeyError, TypeError, netaddr.AddrFormatError, ValueError):
                 continue
             result.append({"iface": iface, "ip": ip})
