@@ -1,0 +1,75 @@
+# hardened.vllm: tests and the local lab. `make test` is what CI runs (.ci/run).
+# Every stage prints "stage NAME: N s" (tests/stage.sh); `make help` lists the targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+# Stages run in the order given and stop at the first failure, even under make -j.
+.NOTPARALLEL:
+
+REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+STAGE := $(REPO)/tests/stage.sh
+COLLECTIONS := $(REPO)/.build/collections
+LINK := $(COLLECTIONS)/ansible_collections/hardened/vllm
+PY_DIRS := $(wildcard plugins tests bench)
+SCENARIOS := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+
+# The venv's tools first; hardened.vllm resolves through the link below, the collections
+# bundled by PyPI's `ansible` package through the venv's site-packages.
+export PATH := $(REPO)/.venv/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+
+.PHONY: help setup image link lint sanity unit build-test molecule test lab lab-destroy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-12s %s\n", $$1, $$2 }'
+
+setup: ## OS packages, podman settings and .venv (tests/setup.sh)
+	@$(STAGE) setup bash tests/setup.sh
+
+image: setup ## build the test node image when its recipe changed (lab/image/)
+	@$(STAGE) image lab/image/build.sh
+
+link: ## make hardened.vllm resolvable: .build/collections/ansible_collections/hardened/vllm
+	@mkdir -p $(dir $(LINK)) && ln -sfn $(REPO) $(LINK)
+
+lint: setup ## ansible-lint, yamllint, ruff (all run; the stage fails if any fails)
+	@$(STAGE) lint bash -c '\
+	  rc=0; \
+	  ansible-lint || rc=1; \
+	  yamllint --strict . || rc=1; \
+	  ruff check $(PY_DIRS) || rc=1; \
+	  ruff format --check $(PY_DIRS) || rc=1; \
+	  exit $$rc'
+
+sanity: setup ## ansible-test sanity on a copy of the collection
+	@$(STAGE) sanity bash tests/sanity/run.sh
+
+unit: setup link ## pytest tests/unit ("no tests collected" fails)
+	@$(STAGE) unit env PYTHONPATH=$(COLLECTIONS) pytest -q tests/unit
+
+build-test: setup ## build the tarball, install it elsewhere, use it from outside the repo
+	@$(STAGE) build-test bash tests/integration/build-test.sh
+
+molecule: setup image link ## molecule test for every scenario under molecule/
+	@test -n "$(SCENARIOS)" || { echo "no scenario under molecule/" >&2; exit 1; }
+	@$(STAGE) molecule bash -ec '\
+	  for scenario in $(SCENARIOS); do \
+	    $(STAGE) molecule-$$scenario molecule test -s $$scenario; \
+	  done'
+
+test: ## everything CI checks, in order, stopping at the first failure
+	@rm -f .build/stages.log && mkdir -p .build
+	@$(MAKE) --no-print-directory HV_STAGE_LOG=$(REPO)/.build/stages.log \
+	  setup image lint sanity unit build-test molecule || \
+	  { echo "make test stopped:"; sed 's/^/  /' .build/stages.log; exit 1; }
+	@echo "all stages passed:" && sed 's/^/  /' .build/stages.log
+
+lab: setup image link ## bring up the local lab and run playbooks/site.yml on it (LAB_ARGS: extra ansible-playbook arguments)
+	@$(STAGE) lab bash lab/lab.sh up $(LAB_ARGS)
+
+lab-destroy: ## remove the lab's containers and network, nothing else
+	@$(STAGE) lab-destroy bash lab/lab.sh destroy
+
+clean: ## remove build outputs (.build); keeps .venv, .cache and the lab
+	rm -rf .build
