@@ -56,6 +56,8 @@ def exposure_verdict(listeners, plan, ruleset, interfaces=None, admins=None):
         rules = ruleset if isinstance(ruleset, Ruleset) else Ruleset(ruleset)
     except NftJsonError as exc:
         raise ExposureError(f"ruleset: {exc}") from None
+    if admins is None and not any(plan["admins"].get(f) for f in FAMILIES):
+        admins = _derived_admins(rules)
     judge = _Judge(plan, rules, _interfaces(plan, interfaces), _classes(plan, admins))
     entries = [judge.listener(_listener(item, index)) for index, item in enumerate(listeners)]
     violations = [v for e in entries for v in e.pop("_violations")]
@@ -150,6 +152,17 @@ def _interfaces(plan, interfaces):
         if name != "lo" and name not in result:
             result.append(name)
     return result
+
+
+def _derived_admins(rules):
+    """The admin sets the firewall role derived (plan without admins: the controller's address).
+
+    None when the table or its sets are missing, which leaves the plan's (empty) admins.
+    """
+    found = [rules.set_cidrs(*FIREWALL_TABLE, f"admins_v{f[-1]}", f) for f in FAMILIES]
+    if all(cidrs is None for cidrs in found):
+        return None
+    return [c for cidrs in found for c in cidrs or []]
 
 
 def _classes(plan, admins):

@@ -320,6 +320,19 @@ class Ruleset:
             policy=policy,
         )
 
+    def set_cidrs(self, family, table, name, address_family):
+        """A named address set's elements as CIDR strings; None if absent or not addresses."""
+        elements = self.sets.get((family, table, name))
+        spans = None if elements is None else _address_spans(elements, address_family)
+        if spans is None:
+            return None
+        make = ipaddress.IPv4Address if address_family == "ipv4" else ipaddress.IPv6Address
+        return [
+            str(net)
+            for low, high in spans
+            for net in ipaddress.summarize_address_range(make(low), make(high))
+        ]
+
     def has_table(self, family, name):
         return (family, name) in self.tables
 

@@ -178,6 +178,19 @@ def test_controller_as_derived_admin():
     assert judge("firewall", [SSH4], plan, admins=["198.51.100.7/32"])["ok"]
 
 
+def test_admins_derived_by_the_firewall_role_are_read_back_from_the_ruleset():
+    # The role's real rendering for a plan without admins: the controller's address sits in the
+    # admins_v4 set, and the verdict takes it from there instead of calling SSH exposed.
+    plan = plans(cluster_admin_cidrs=[])["node1"]
+    verdict = judge("role_derived_admins", [SSH4, SSH6, DP_RPC], plan)
+    assert verdict["ok"], verdict["violations"]
+    assert entry(verdict, 22, "0.0.0.0")["reach"]["ipv4"]["admins"] is True
+    assert entry(verdict, 22, "0.0.0.0")["reach"]["ipv4"]["others"] is False
+    # An explicit admins= still wins over the ruleset.
+    overridden = judge("role_derived_admins", [SSH4], plan, admins=["203.0.113.1/32"])
+    assert not overridden["ok"] and "198.51.100.7" in overridden["violations"][0]
+
+
 # --- (b) a hole ----------------------------------------------------------------------------
 
 
