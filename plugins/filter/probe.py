@@ -54,8 +54,15 @@ def probe_findings(runs, targets, hostvars, group):
             "hardened.vllm.probe_findings: input must be a list of registered "
             f"hardened.vllm.tcp_probe results, got {runs!r}"
         )
-    plans = {host: hostvars[host]["cluster_plan"] for host in group}
+    plans = {host: _with_effective_admins(hostvars[host]) for host in group}
     return _probe.probe_findings(runs, targets, plans)
+
+
+def _with_effective_admins(hv):
+    """The plan, with the admins the audit found in effect (see exposure_verdict's admins)."""
+    plan = hv["cluster_plan"]
+    admins = (hv.get("verify_verdict") or {}).get("admins")
+    return {**plan, "admins": admins} if admins else plan
 
 
 def probe_matrix(rows):

@@ -50,11 +50,13 @@ options:
     type: str
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
+    description:
+      - Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module only opens and closes connections; it runs in check mode too.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in diff mode).
+    description:
+      - Will return details on what has changed (or possibly needs changing in diff mode).
     support: none
 notes:
   - A connection that is accepted and closed at once may still show in the target's logs.

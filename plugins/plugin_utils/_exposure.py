@@ -58,7 +58,8 @@ def exposure_verdict(listeners, plan, ruleset, interfaces=None, admins=None):
         raise ExposureError(f"ruleset: {exc}") from None
     if admins is None and not any(plan["admins"].get(f) for f in FAMILIES):
         admins = _derived_admins(rules)
-    judge = _Judge(plan, rules, _interfaces(plan, interfaces), _classes(plan, admins))
+    admin_map = _admin_map(plan, admins)
+    judge = _Judge(plan, rules, _interfaces(plan, interfaces), _classes(plan, admin_map))
     entries = [judge.listener(_listener(item, index)) for index, item in enumerate(listeners)]
     violations = [v for e in entries for v in e.pop("_violations")]
     warnings = [w for e in entries for w in e.pop("_warnings")]
@@ -66,6 +67,7 @@ def exposure_verdict(listeners, plan, ruleset, interfaces=None, admins=None):
         "host": plan["host"],
         "ok": not violations,
         "firewall_table": judge.has_table,
+        "admins": {f: list(admin_map.get(f) or []) for f in FAMILIES},
         "interfaces": judge.interfaces,
         "listeners": entries,
         "violations": violations,
@@ -165,18 +167,19 @@ def _derived_admins(rules):
     return [c for cidrs in found for c in cidrs or []]
 
 
-def _classes(plan, admins):
+def _admin_map(plan, admins):
+    """Per family, the admin CIDRs in effect: ``admins`` when given, else the plan's."""
+    if admins is None:
+        return plan["admins"]
+    if isinstance(admins, (str, bytes)) or not isinstance(admins, (list, tuple)):
+        raise ExposureError(f"admins must be a list of CIDRs, got {admins!r}")
+    return {f: [c for c in admins if _version(c, "admins") == int(f[-1])] for f in FAMILIES}
+
+
+def _classes(plan, admin_map):
     """Per family, the address set of each source class (None: the class is empty)."""
     if netaddr is None:  # pragma: no cover - the filter checks first
         raise ExposureError("the netaddr Python library is required")
-    if admins is not None:
-        if isinstance(admins, (str, bytes)) or not isinstance(admins, (list, tuple)):
-            raise ExposureError(f"admins must be a list of CIDRs, got {admins!r}")
-        admin_map = {
-            f: [c for c in admins if _version(c, "admins") == int(f[-1])] for f in FAMILIES
-        }
-    else:
-        admin_map = plan["admins"]
     custom = {
         f: [
             c

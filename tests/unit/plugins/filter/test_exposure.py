@@ -186,6 +186,7 @@ def test_admins_derived_by_the_firewall_role_are_read_back_from_the_ruleset():
     assert verdict["ok"], verdict["violations"]
     assert entry(verdict, 22, "0.0.0.0")["reach"]["ipv4"]["admins"] is True
     assert entry(verdict, 22, "0.0.0.0")["reach"]["ipv4"]["others"] is False
+    assert verdict["admins"] == {"ipv4": ["198.51.100.7/32"], "ipv6": []}
     # An explicit admins= still wins over the ruleset.
     overridden = judge("role_derived_admins", [SSH4], plan, admins=["203.0.113.1/32"])
     assert not overridden["ok"] and "198.51.100.7" in overridden["violations"][0]

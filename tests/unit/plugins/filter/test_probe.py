@@ -140,6 +140,32 @@ def test_findings_exposed_blocked_and_ok():
     assert by[("scraper", 47004)]["finding"] == "ok"
 
 
+def test_admins_in_effect_replace_the_plans_empty_admins():
+    plan = {**PLAN, "admins": {"ipv4": [], "ipv6": []}}
+    runs = [
+        {
+            "vantage": "controller",
+            "results": [
+                {
+                    "address": "192.0.2.2",
+                    "port": 47001,
+                    "open": True,
+                    "state": "open",
+                    "source": "192.0.2.1",
+                }
+            ],
+        }
+    ]
+    exposure = [{"name": "ssh", "proto": "tcp", "port": 47001, "audience": "admins"}]
+    bare = {"vm": {**HOSTVARS["vm"], "cluster_plan": {**plan, "exposure": exposure}}}
+    assert F["probe_findings"](runs, targets(), bare, ["vm"])[0]["finding"] == "exposed"
+    derived = {
+        "vm": {**bare["vm"], "verify_verdict": {"admins": {"ipv4": ["192.0.2.1/32"], "ipv6": []}}}
+    }
+    row = F["probe_findings"](runs, targets(), derived, ["vm"])[0]
+    assert row["finding"] == "ok" and row["source_audiences"] == ["admins"]
+
+
 def test_matrix_marks_differences():
     rows = F["probe_findings"](
         [
