@@ -572,7 +572,10 @@ def _plan(
 ):
     ip, iface = node["ip"], node["iface"]
     peer_hosts = {n: str(other["ip"]) for n, other in nodes.items() if n != name}
-    peers = split_families([host_network(nodes[n]["ip"]) for n in peer_hosts] + list(extra_peers))
+    peers = split_families(
+        [host_network(a) for n in peer_hosts for a in _cluster_addresses(nodes[n])]
+        + list(extra_peers)
+    )
     api = {"address": str(node["api"]), "port": ports["api"]} if lay["serves_api"] else None
     internal = sorted({ports[k] for k in lay["internal"]})
     exposure = [{"name": "ssh", "proto": "tcp", "port": ports["ssh"], "audience": "admins"}]
@@ -615,6 +618,22 @@ def _plan(
             "env": _env(node, ports, topology, cfg),
         },
     }
+
+
+def _cluster_addresses(node):
+    """host_ip and the host's other global addresses on the cluster interface (either family).
+
+    A dual-stack peer also talks over its other family on the same link (NCCL and gloo pick
+    addresses by interface), so the firewall must admit both.
+    """
+    others = [
+        a["ip"]
+        for a in node["addresses"]
+        if a["iface"] == node["iface"]
+        and a["ip"] != node["ip"]
+        and not (a["ip"].is_loopback() or a["ip"].is_link_local())
+    ]
+    return [node["ip"], *others]
 
 
 def _args(name, node, nodes, topology, lay, ports, cfg):

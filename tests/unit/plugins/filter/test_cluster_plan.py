@@ -142,7 +142,13 @@ def test_dual_stack_hosts_pick_first_network_and_keep_extra_peers_per_family():
         cluster_extra_peer_cidrs=["10.0.9.0/24", "fd99::/64"],
     )
     assert p["host_ip"] == "fd10::12"
-    assert p["peers"] == {"ipv4": ["10.0.9.0/24"], "ipv6": ["fd10::11/128", "fd99::/64"]}
+    # The peer's IPv4 address on the same interface is a peer too (gloo/NCCL may use it);
+    # link-local and loopback addresses are not.
+    assert p["peers"] == {
+        "ipv4": ["10.0.0.11/32", "10.0.9.0/24"],
+        "ipv6": ["fd10::11/128", "fd99::/64"],
+    }
+    assert p["peer_hosts"] == {"a": "fd10::11"}
 
 
 def test_four_node_tensor_and_pipeline_parallel():
