@@ -88,6 +88,8 @@ all:
         cluster_topology: data_parallel
         cluster_network: ["$subnet4"]
         cluster_client_cidrs: ["$(addr lab-client)/32", "$(addr lab-client 6)/128"]
+        verify_probe_groups: [clients, outsiders]
+        verify_report_dir: $repo/.lab/exposure-report
       hosts:
 $(hosts_of vllm_cluster)
     clients:
@@ -114,6 +116,8 @@ access() {
   ssh:        ssh -i $key -o UserKnownHostsFile=$known_hosts root@$(addr lab-node1)
               (or: lab/node.sh ssh lab-node1)
   ansible:    ansible -i $inventory all -m ansible.builtin.ping
+  exposure:   $repo/.lab/exposure-report/exposure-matrix.txt (and exposure.json), written by
+              the verify role at the end of site.yml
   tear down:  make lab-destroy
 EOF
 }
