@@ -64,6 +64,7 @@ test: ## everything CI checks, in order, stopping at the first failure
 	  setup image lint sanity unit build-test molecule || \
 	  { echo "make test stopped:"; sed 's/^/  /' .build/stages.log; exit 1; }
 	@echo "all stages passed:" && sed 's/^/  /' .build/stages.log
+	@echo "stages: $$(grep -c '^stage ' .build/stages.log) passed, 0 failed"
 
 lab: setup image link ## bring up the local lab and run playbooks/site.yml on it (LAB_ARGS: extra ansible-playbook arguments)
 	@$(STAGE) lab bash lab/lab.sh up $(LAB_ARGS)
