@@ -32,6 +32,10 @@ def probe_targets(nodes):
                 if key in seen:
                     continue
                 seen.add(key)
+                label = (
+                    f"{node} {_bracket(address)}:{sock['port']} "
+                    f"({sock.get('process') or 'no process'})"
+                )
                 targets.append(
                     {
                         "node": node,
@@ -40,8 +44,9 @@ def probe_targets(nodes):
                         "process": sock.get("process"),
                         "pid": sock.get("pid"),
                         "bind": f"{_bracket(sock['address'])}:{sock['port']}",
-                        "label": f"{node} {_bracket(address)}:{sock['port']} "
-                        f"({sock.get('process') or 'no process'})",
+                        "label": label,
+                        # exactly the target options of hardened.vllm.tcp_probe
+                        "probe": {"address": address, "port": sock["port"], "label": label},
                     }
                 )
     return targets

@@ -56,6 +56,7 @@ def test_targets_skip_loopback_and_expand_wildcards_by_family():
     dual = next(t for t in targets() if t["address"] == "fd00::2")
     assert dual["bind"] == "[::]:47002" and dual["process"] == "python3"
     assert dual["label"] == "vm [fd00::2]:47002 (python3)"
+    assert dual["probe"] == {"address": "fd00::2", "port": 47002, "label": dual["label"]}
 
 
 def test_findings_exposed_blocked_and_ok():
