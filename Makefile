@@ -33,7 +33,7 @@ image: setup ## build the test node image when its recipe changed (lab/image/)
 link: ## make hardened.vllm resolvable: .build/collections/ansible_collections/hardened/vllm
 	@mkdir -p $(dir $(LINK)) && ln -sfn $(REPO) $(LINK)
 
-lint: setup ## ansible-lint, yamllint, ruff (all run; the stage fails if any fails)
+lint: setup link ## ansible-lint, yamllint, ruff (all run; the stage fails if any fails)
 	@$(STAGE) lint bash -c '\
 	  rc=0; \
 	  ansible-lint || rc=1; \
