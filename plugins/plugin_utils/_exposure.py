@@ -22,6 +22,7 @@ from ansible_collections.hardened.vllm.plugins.plugin_utils._nft_eval import (
     Packet,
     Ruleset,
 )
+from ansible_collections.hardened.vllm.plugins.plugin_utils._plan import port_exposure
 
 try:
     import netaddr
@@ -254,12 +255,7 @@ class _Judge:
         self._reach = {}
 
     def listener(self, sock):
-        exposure = [
-            e
-            for e in self.plan["exposure"]
-            if e.get("proto") == sock["protocol"] and e.get("port") == sock["port"]
-        ]
-        audience = sorted({e["audience"] for e in exposure}) or ["peers"]
+        exposure, audience = port_exposure(self.plan, sock["protocol"], sock["port"])
         entry = {
             "protocol": sock["protocol"],
             "family": sock["family"],

@@ -71,6 +71,15 @@ SETTING_DEFAULTS = {
 }
 
 
+def port_exposure(plan, proto, port):
+    """The plan's exposure entries for one port, and the audience names that may reach it.
+
+    Ports the plan does not list are for peers only.
+    """
+    entries = [e for e in plan["exposure"] if e.get("proto") == proto and e.get("port") == port]
+    return entries, sorted({e["audience"] for e in entries}) or ["peers"]
+
+
 class PlanInvalid(Exception):
     """The inventory cannot produce a safe plan; ``problems`` says why."""
 

@@ -8,6 +8,7 @@ from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import (
     host_addresses,
     netaddr,  # None when missing; the filters say so with missing_required_lib
 )
+from ansible_collections.hardened.vllm.plugins.plugin_utils._plan import port_exposure
 
 
 def probe_targets(nodes):
@@ -79,9 +80,8 @@ def audiences_of(source, plan):
 
 def allowed(source, port, plan):
     """Whether the plan lets ``source`` reach ``port`` on this node, and the port's audience."""
-    exposure = [e for e in plan["exposure"] if e["port"] == port and e["proto"] == "tcp"]
+    exposure, names = port_exposure(plan, "tcp", port)
     audiences = audiences_of(source, plan)
-    names = sorted({e["audience"] for e in exposure}) or ["peers"]
     if "peers" in audiences:
         return True, names
     for entry in exposure:
