@@ -1,0 +1,185 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, hardened.vllm maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A systemd service's state, and which of its inputs changed after its process started."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: service_state
+short_description: Read a systemd service's state and find inputs newer than its running process
+version_added: 0.1.0
+description:
+  - Reads C(LoadState), C(ActiveState), C(SubState), C(MainPID), C(NRestarts) and the start time
+    of the main process of the service O(name) with C(systemctl show).
+  - Lists the O(paths) that changed after that process started (configuration, a C(current)
+    link, a model directory), so that a service whose inputs were rewritten by a run that then
+    stopped before restarting it is still restarted by the next run.
+  - Reads only; changes nothing.
+author:
+  - hardened.vllm maintainers (@hardened-vllm)
+options:
+  name:
+    description: The unit, for example C(hardened-vllm.service).
+    type: str
+    required: true
+  paths:
+    description:
+      - Files, directories and links the running process read when it started. A path counts
+        by the newest modification time of itself (the link itself and what it points to) and,
+        for a directory, of its direct entries. Paths that do not exist are ignored.
+    type: list
+    elements: path
+    default: []
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying
+      target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in
+      check_mode).
+    support: none
+notes:
+  - The start time comes from C(ExecMainStartTimestampMonotonic), which every systemd version
+    reports the same way, converted with the node's clocks.
+"""
+
+EXAMPLES = r"""
+- name: Read the vLLM service's state and its inputs newer than its process
+  hardened.vllm.service_state:
+    name: hardened-vllm.service
+    paths:
+      - /etc/hardened-vllm/vllm.env
+      - /etc/systemd/system/hardened-vllm.service
+      - /opt/hardened-vllm/current
+      - /srv/models/tiny-llama
+  register: vllm_state
+"""
+
+RETURN = r"""
+exists:
+  description: Whether systemd knows the unit (C(LoadState) is not C(not-found)).
+  returned: always
+  type: bool
+  sample: true
+active_state:
+  description: C(ActiveState), for example V(active), V(inactive), V(failed), V(activating).
+  returned: always
+  type: str
+  sample: active
+sub_state:
+  description: C(SubState), for example V(running) or V(auto-restart).
+  returned: always
+  type: str
+  sample: running
+main_pid:
+  description: C(MainPID); 0 when no process runs.
+  returned: always
+  type: int
+  sample: 796
+n_restarts:
+  description: C(NRestarts), the restarts systemd did on its own since the unit was last started.
+  returned: always
+  type: int
+  sample: 0
+started:
+  description: When the main process started, in seconds since the epoch; null when none runs.
+  returned: always
+  type: float
+  sample: 1795855181.42
+changed_since_start:
+  description: The O(paths) modified after the main process started, in the order given.
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/hardened-vllm/vllm.env]
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+PROPERTIES = (
+    "LoadState",
+    "ActiveState",
+    "SubState",
+    "MainPID",
+    "NRestarts",
+    "ExecMainStartTimestampMonotonic",
+)
+
+
+def parse_show(text):
+    """`systemctl show` output -> {property: value}."""
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def to_int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def started_at(props, now_real, now_mono):
+    """Epoch seconds when the main process started, or None when no process runs."""
+    mono_us = to_int(props.get("ExecMainStartTimestampMonotonic"))
+    if not mono_us or not to_int(props.get("MainPID")):
+        return None
+    return now_real - (now_mono - mono_us / 1e6)
+
+
+def newest_mtime(path):
+    """Newest modification time of a path, what a link points to, and a directory's entries."""
+    try:
+        times = [os.lstat(path).st_mtime]
+    except OSError:
+        return None
+    try:
+        times.append(os.stat(path).st_mtime)
+        if os.path.isdir(path):
+            with os.scandir(path) as entries:
+                times += [entry.stat(follow_symlinks=False).st_mtime for entry in entries]
+    except OSError:
+        pass  # a dangling link or an unreadable directory counts by what could be read
+    return max(times)
+
+
+def changed_since(paths, started):
+    if started is None:
+        return []
+    return [p for p in paths if (newest_mtime(p) or 0) > started]
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "name": {"type": "str", "required": True},
+            "paths": {"type": "list", "elements": "path", "default": []},
+        },
+        supports_check_mode=True,
+    )
+    name = module.params["name"]
+    argv = [module.get_bin_path("systemctl", required=True), "show", name]
+    rc, out, err = module.run_command(argv + [f"--property={p}" for p in PROPERTIES])
+    if rc:
+        module.fail_json(msg=f"systemctl show {name} failed (exit {rc}): {err.strip()}")
+    props = parse_show(out)
+    started = started_at(props, time.time(), time.clock_gettime(time.CLOCK_MONOTONIC))
+    module.exit_json(
+        changed=False,
+        exists=props.get("LoadState", "not-found") != "not-found",
+        active_state=props.get("ActiveState", "inactive"),
+        sub_state=props.get("SubState", "dead"),
+        main_pid=to_int(props.get("MainPID")),
+        n_restarts=to_int(props.get("NRestarts")),
+        started=started,
+        changed_since_start=changed_since(module.params["paths"], started),
+    )
+
+
+if __name__ == "__main__":
+    main()
