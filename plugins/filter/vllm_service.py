@@ -396,6 +396,16 @@ def vllm_service(plan, settings):
                 "stage the model elsewhere, e.g. under /srv/models",
             )
         )
+    keep = settings.get("keep_venvs", 2)
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        problems.append(
+            _problem(
+                host,
+                "vllm_keep_venvs",
+                f"must be 1 or more (the environment in use is always kept), got {keep!r}",
+                "set it to 1 to keep only the environment in use, or more for rollbacks",
+            )
+        )
     if (
         plan.get("api")
         and settings.get("api_key_required", True)

@@ -211,6 +211,7 @@ def test_refused_environment(env, words):
         ),
         ({"api_key_ok": False}, ["at least 16 characters", "not shown"]),
         ({"model_path": ""}, ["vllm_model_path", "absolute path"]),
+        ({"keep_venvs": 0}, ["vllm_keep_venvs", "must be 1 or more", "got 0"]),
         ({"model_path": "/root/models/x"}, ["ProtectHome"]),
         ({"accept_risks": ["yolo"]}, ["unknown risk(s) ['yolo']"]),
         ({"install_source": "ftp"}, ["vllm_install_source"]),
