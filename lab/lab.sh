@@ -204,8 +204,7 @@ query() {
     "$prompt" <<'PY'
 import json, sys, urllib.request
 head, key, prompt = sys.argv[1:4]
-body = json.dumps({"model": "tiny-llama", "prompt": prompt, "max_tokens": 8,
-                   "temperature": 0}).encode()  # greedy: see molecule/cluster
+body = json.dumps({"model": "tiny-llama", "prompt": prompt, "max_tokens": 8}).encode()
 request = urllib.request.Request(
     f"http://{head}:8000/v1/completions", data=body,
     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
