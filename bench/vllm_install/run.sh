@@ -10,7 +10,9 @@
 #          comes from .cache/wheelhouse (built there and timed if missing).
 # cluster  molecule create + prepare of the `cluster` scenario, then the converge timed
 #          (plan, firewall, vLLM install, DP=2 start, health) and, from the head's journal,
-#          unit start -> "Application startup complete"; then destroy.
+#          unit start -> "Application startup complete"; a second converge (nothing to do);
+#          the scenario's side effect timed (kill the head's engine, systemd restarts the head
+#          alone, the roles find it and restart the DP group until healthy); then destroy.
 # Needs `make image` and `make setup` first. Only one vLLM scenario at a time on 24 GiB.
 set -euo pipefail
 
@@ -111,6 +113,12 @@ bench_cluster() {
   for node in vl-head vl-worker; do
     podman exec "$node" sh -c 'ps -u vllm -o rss= | awk -v n="$1" "{ s += \$1 } END { printf \"%s RSS of vLLM: %.1f GB\n\", n, s / 1048576 }"' sh "$node"
   done
+  start=$(now)
+  molecule converge -s cluster >>"$log" 2>&1 || die "second converge failed ($log)"
+  echo "converge again, nothing to do: $(elapsed "$start") s"
+  start=$(now)
+  molecule side-effect -s cluster >>"$log" 2>&1 || die "side effect failed ($log)"
+  echo "head engine killed -> systemd restarts the head alone -> roles restart the group -> healthy: $(elapsed "$start") s"
   molecule destroy -s cluster >>"$log" 2>&1
 }
 
