@@ -42,19 +42,19 @@ options:
       - The sysfs directory of PCI functions. Tests point it at a recorded copy.
     type: path
     default: /sys/bus/pci/devices
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in
-      check_mode).
     support: none
   facts:
-    description: Action returns an C(ansible_facts) dictionary that will update existing host
-      facts.
     support: full
+  platform:
+    support: full
+    platforms: linux
 notes:
   - Kernel module flavour support is derived from PCI device IDs (Turing, 0x1E00, and newer
     work with the open modules; Blackwell, 0x2900, and newer only with them).

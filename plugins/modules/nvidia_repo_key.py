@@ -49,15 +49,16 @@ options:
       - Download timeout in seconds.
     type: int
     default: 30
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in
-      check_mode).
     support: none
+  platform:
+    support: full
+    platforms: posix
 notes:
   - Downloads always verify TLS certificates; the fingerprint check comes on top of that.
 """

@@ -32,15 +32,17 @@ options:
     type: list
     elements: path
     default: []
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
     support: full
+    details: Reads only; runs the same in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in
-      check_mode).
     support: none
+  platform:
+    support: full
+    platforms: linux
 notes:
   - The start time comes from C(ExecMainStartTimestampMonotonic), which every systemd version
     reports the same way, converted with the node's clocks.

@@ -48,16 +48,17 @@ options:
     description: Name of this probing host, echoed in the result so that runs from several hosts
       can be told apart after they are gathered.
     type: str
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description:
-      - Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module only opens and closes connections; it runs in check mode too.
   diff_mode:
-    description:
-      - Will return details on what has changed (or possibly needs changing in diff mode).
     support: none
+  platform:
+    support: full
+    platforms: posix
 notes:
   - A connection that is accepted and closed at once may still show in the target's logs.
   - Only probe hosts you operate.

@@ -111,15 +111,17 @@ options:
   cache_dir:
     description: uv's cache (C(UV_CACHE_DIR)), on the file system of O(path) so that uv links.
     type: path
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
     support: full
+    details: Reports whether the environment would be (re)installed; changes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in
-      check_mode).
     support: none
+  platform:
+    support: full
+    platforms: linux
 notes:
   - Needs only the node's Python standard library besides uv.
 """
