@@ -114,7 +114,5 @@ def methods_of(path):
 def catalog():
     """Every known route as ``[{path, method}]``, sorted: what the audit always tries."""
     return [
-        {"path": path, "method": method}
-        for path in sorted(ROUTES)
-        for method in ROUTES[path][1]
+        {"path": path, "method": method} for path in sorted(ROUTES) for method in ROUTES[path][1]
     ]
