@@ -17,6 +17,7 @@ PLAN_OPTIONS = frozenset(
     {
         "--host",
         "--port",
+        "--uds",
         "--headless",
         "--data-parallel-size",
         "--data-parallel-size-local",

@@ -136,6 +136,7 @@ def test_health_url_uses_the_host_address_for_wildcards_and_brackets_ipv6(api, u
         (["--api-key", "s3cret"], ["vllm_extra_args[0]", "/proc/<pid>/cmdline", "vllm_api_key"]),
         (["--api_key=s3cret"], ["vllm_extra_args[0]", "--api-key"]),
         (["--host", "0.0.0.0"], ["vllm_extra_args[0]", "decided by the cluster plan"]),
+        (["--uds", "/tmp/api.sock"], ["vllm_extra_args[0]", "--uds is decided by the cluster"]),
         (["-tp", "8"], ["vllm_extra_args[0]", "cluster_*"]),
         (["--data_parallel_size=4"], ["--data-parallel-size is decided"]),
         (["--model", "/x"], ["vllm_model_path"]),
