@@ -10,12 +10,15 @@ PlanInvalid that lists every problem found (host, variable, fix).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 
+from ansible_collections.hardened.vllm.plugins.plugin_utils import _api_routes
 from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import (
     Problems,
     host_addresses,
     host_network,
+    netaddr,
     parse_address,
     parse_cidrs,
     split_families,
@@ -39,11 +42,18 @@ DEFAULT_PORTS = {
     "nixl": 5600,
     "ssh": 22,
 }
+# Where vLLM's own API listens on nodes that serve it: a unix socket that only the gateway
+# (a member of the group) may open; the plan's api address and port are the gateway's.
+API_SOCKET = "/run/hardened-vllm/api.sock"
+API_SOCKET_GROUP = "vllm-api"
+# What a path in cluster_api_routes may consist of (the gateway matches it exactly).
+_ROUTE_PATH = re.compile(r"/[A-Za-z0-9/_.-]*")
 # Settings that must be the same on every host of the cluster.
 CLUSTER_WIDE = (
     "cluster_topology",
     "cluster_network",
     "cluster_client_cidrs",
+    "cluster_monitoring_cidrs",
     "cluster_admin_cidrs",
     "cluster_extra_peer_cidrs",
     "cluster_allow_mixed_families",
@@ -53,11 +63,14 @@ CLUSTER_WIDE = (
     "cluster_pipeline_parallel_size",
     "cluster_kv_connector",
     "cluster_extra_allowances",
+    "cluster_api_routes",
+    "cluster_api_accept_routes",
 )
 SETTING_DEFAULTS = {
     "cluster_topology": "single",
     "cluster_network": [],
     "cluster_client_cidrs": [],
+    "cluster_monitoring_cidrs": [],
     "cluster_admin_cidrs": [],
     "cluster_extra_peer_cidrs": [],
     "cluster_allow_mixed_families": False,
@@ -68,6 +81,8 @@ SETTING_DEFAULTS = {
     "cluster_kv_connector": "NixlConnector",
     "cluster_kv_extra_config": {},
     "cluster_extra_allowances": [],
+    "cluster_api_routes": list(_api_routes.DEFAULT_ALLOWED),
+    "cluster_api_accept_routes": [],
 }
 
 
@@ -117,6 +132,8 @@ def compute_plans(hosts, settings):
     networks = parse_cidrs(raw_networks, "cluster_network", None, problems)
     ports = _ports(cfg["cluster_ports"], problems)
     clients = parse_cidrs(cfg["cluster_client_cidrs"], "cluster_client_cidrs", None, problems)
+    monitoring = _monitoring(cfg["cluster_monitoring_cidrs"], problems)
+    routes = _routes(cfg["cluster_api_routes"], cfg["cluster_api_accept_routes"], problems)
     admins = parse_cidrs(cfg["cluster_admin_cidrs"], "cluster_admin_cidrs", None, problems)
     extra_peers = parse_cidrs(
         cfg["cluster_extra_peer_cidrs"], "cluster_extra_peer_cidrs", None, problems
@@ -141,10 +158,10 @@ def compute_plans(hosts, settings):
             layout[name],
             ports,
             networks,
-            clients,
-            admins,
+            {"clients": clients, "monitoring": monitoring, "admins": admins},
             extra_peers,
             allowances,
+            routes,
             cfg,
         )
         for name, node in nodes.items()
@@ -231,6 +248,101 @@ def _ports(overrides, problems):
                 "give every purpose its own port",
             )
     return ports
+
+
+def _monitoring(raw, problems):
+    """cluster_monitoring_cidrs: like client CIDRs, but never everyone (it needs no key)."""
+    networks = parse_cidrs(raw, "cluster_monitoring_cidrs", None, problems)
+    if isinstance(raw, (list, tuple)):
+        for index, value in enumerate(raw):
+            try:
+                everyone = netaddr.IPNetwork(str(value).strip()).prefixlen == 0
+            except (netaddr.AddrFormatError, ValueError, TypeError):
+                continue  # parse_cidrs said so
+            if everyone:
+                problems.add(
+                    None,
+                    f"cluster_monitoring_cidrs[{index}]",
+                    f"{value} lets every address read /health and /metrics",
+                    "monitoring reads server metrics without a key: name your scrapers' networks",
+                )
+    return [n for n in networks if n.prefixlen]
+
+
+def _path_list(raw, variable, problems):
+    if isinstance(raw, list) and all(isinstance(p, str) for p in raw):
+        return raw
+    problems.add(
+        None,
+        variable,
+        f"must be a list of path strings, got {raw!r}",
+        "write a YAML list such as [/v1/models, /v1/chat/completions]",
+    )
+    return []
+
+
+def _routes(raw, raw_accepted, problems):
+    """cluster_api_routes -> the sorted allowlist; risky or unknown routes need acknowledging."""
+    paths = _path_list(raw, "cluster_api_routes", problems)
+    accepted = _path_list(raw_accepted, "cluster_api_accept_routes", problems)
+    allowed = set()
+    for index, path in enumerate(paths):
+        where = f"cluster_api_routes[{index}]"
+        if not _ROUTE_PATH.fullmatch(path) or "//" in path or ".." in path:
+            problems.add(
+                None,
+                where,
+                f"{path!r} is not a plain URL path",
+                "write the exact path the gateway forwards, starting with / and made of "
+                "letters, digits and / _ . - only, without // or .. (e.g. /v1/models)",
+            )
+            continue
+        kind = _api_routes.kind_of(path)
+        if kind == "monitoring":
+            problems.add(
+                None,
+                where,
+                f"{path} is a monitoring route; the gateway serves it without a key to the "
+                "monitoring audience only",
+                "remove it from cluster_api_routes and list the load balancers' and "
+                "scrapers' networks in cluster_monitoring_cidrs",
+            )
+            continue
+        if kind not in _api_routes.FREE_KINDS and path not in accepted:
+            problems.add(None, where, *_unvetted(path, kind))
+            continue
+        allowed.add(path)
+    for index, path in enumerate(accepted):
+        if path not in paths:
+            problems.add(
+                None,
+                f"cluster_api_accept_routes[{index}]",
+                f"acknowledges {path!r}, which is not in cluster_api_routes",
+                "remove the stale acknowledgement, or add the route to cluster_api_routes",
+            )
+    return sorted(allowed)
+
+
+def _unvetted(path, kind):
+    """The message and fix for a route that needs an acknowledgement in accept_routes."""
+    accept = f"remove it, or acknowledge the risk by listing {path} in cluster_api_accept_routes"
+    if kind == "control":
+        return (
+            f"{path} is a control route: API clients could change or stop the server "
+            "(pause, sleep, weights, profiling, LoRA adapters, RPC)",
+            f"{accept} (control routes change or stop the server)",
+        )
+    if kind == "docs":
+        return (
+            f"{path} is a documentation route: it describes every route of the server, "
+            "including the ones the gateway refuses",
+            f"{accept} (docs describe every route)",
+        )
+    return (
+        f"{path} is not in this collection's catalog of the routes vLLM 0.32 serves "
+        "(plugins/plugin_utils/_api_routes.py)",
+        f"check the path; {accept} (unknown routes are not vetted for this vLLM version)",
+    )
 
 
 def _int(value):
@@ -577,7 +689,7 @@ def _check_internal_opening(where, port, sources, peer_cidrs, extra_peers, probl
 
 
 def _plan(
-    name, node, nodes, topology, lay, ports, networks, clients, admins, extra_peers, allowances, cfg
+    name, node, nodes, topology, lay, ports, networks, sources, extra_peers, allowances, routes, cfg
 ):
     ip, iface = node["ip"], node["iface"]
     peer_hosts = {n: str(other["ip"]) for n, other in nodes.items() if n != name}
@@ -585,13 +697,22 @@ def _plan(
         [host_network(a) for n in peer_hosts for a in _cluster_addresses(nodes[n])]
         + list(extra_peers)
     )
-    api = {"address": str(node["api"]), "port": ports["api"]} if lay["serves_api"] else None
+    api = _api(node, ports, routes) if lay["serves_api"] else None
     internal = sorted({ports[k] for k in lay["internal"]})
     exposure = [{"name": "ssh", "proto": "tcp", "port": ports["ssh"], "audience": "admins"}]
     if api:
         exposure.append(
             {"name": "api", "proto": "tcp", "port": ports["api"], "audience": "clients"}
         )
+        if sources["monitoring"]:
+            exposure.append(
+                {
+                    "name": "api-monitoring",
+                    "proto": "tcp",
+                    "port": ports["api"],
+                    "audience": "monitoring",
+                }
+            )
     exposure += [
         {"name": k, "proto": "tcp", "port": ports[k], "audience": "peers"} for k in lay["internal"]
     ]
@@ -616,8 +737,9 @@ def _plan(
         "cluster_networks": [str(n) for n in networks],
         "peer_hosts": peer_hosts,
         "peers": peers,
-        "clients": split_families(clients),
-        "admins": split_families(admins),
+        "clients": split_families(sources["clients"]),
+        "monitoring": split_families(sources["monitoring"]),
+        "admins": split_families(sources["admins"]),
         "ports": dict(ports),
         "api": api,
         "internal_ports": internal,
@@ -626,6 +748,18 @@ def _plan(
             "args": _args(name, node, nodes, topology, lay, ports, cfg),
             "env": _env(node, ports, topology, cfg),
         },
+    }
+
+
+def _api(node, ports, routes):
+    """Where the gateway listens (TLS) and what it forwards to vLLM's unix socket."""
+    return {
+        "address": str(node["api"]),
+        "port": ports["api"],
+        "socket": API_SOCKET,
+        "socket_group": API_SOCKET_GROUP,
+        "routes": [{"path": p, "methods": list(_api_routes.methods_of(p))} for p in routes],
+        "monitoring_routes": list(_api_routes.MONITORING),
     }
 
 
@@ -648,7 +782,9 @@ def _cluster_addresses(node):
 def _args(name, node, nodes, topology, lay, ports, cfg):
     args = []
     if lay["serves_api"]:
-        args += ["--host", str(node["api"]), "--port", str(ports["api"])]
+        # vLLM serves its API on the unix socket only (it ignores --host/--port with --uds);
+        # the gateway listens on the plan's api address and port.
+        args += ["--uds", API_SOCKET]
     tp, pp = str(cfg["cluster_tensor_parallel_size"]), str(cfg["cluster_pipeline_parallel_size"])
     args += ["--tensor-parallel-size", tp, "--pipeline-parallel-size", pp]
     if topology == "data_parallel":

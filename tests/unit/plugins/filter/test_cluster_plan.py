@@ -12,6 +12,10 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hardened.vllm.plugins.filter.cluster_plan import FilterModule
+from ansible_collections.hardened.vllm.plugins.plugin_utils._plan import (
+    API_SOCKET,
+    API_SOCKET_GROUP,
+)
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "facts"
 # Real `setup gather_subset=network` output of a Debian 12 VM (eth0 dual-stack, lo, 2 ifb).
@@ -70,12 +74,26 @@ def test_recorded_facts_single_node_ipv4():
     assert p["cluster_iface"] == "eth0"
     assert p["role"] == "single"
     assert p["peers"] == {"ipv4": [], "ipv6": []}
-    assert p["api"] == {"address": "192.0.2.2", "port": 8000}
+    assert p["api"] == {
+        "address": "192.0.2.2",
+        "port": 8000,
+        "socket": "/run/hardened-vllm/api.sock",
+        "socket_group": "vllm-api",
+        "routes": [
+            {"path": "/v1/chat/completions", "methods": ["POST"]},
+            {"path": "/v1/completions", "methods": ["POST"]},
+            {"path": "/v1/models", "methods": ["GET"]},
+        ],
+        "monitoring_routes": ["/health", "/metrics"],
+    }
     assert p["internal_ports"] == []
-    assert p["vllm"]["args"][:4] == ["--host", "192.0.2.2", "--port", "8000"]
+    assert p["vllm"]["args"][:2] == ["--uds", "/run/hardened-vllm/api.sock"]
+    assert "--host" not in p["vllm"]["args"] and "--port" not in p["vllm"]["args"]
     assert p["vllm"]["env"]["VLLM_HOST_IP"] == "192.0.2.2"
     assert p["vllm"]["env"]["GLOO_SOCKET_IFNAME"] == "eth0"
     assert p["clients"] == {"ipv4": ["203.0.113.0/24"], "ipv6": []}
+    assert p["monitoring"] == {"ipv4": [], "ipv6": []}
+    assert [e["name"] for e in p["exposure"]] == ["ssh", "api"]
 
 
 def test_two_node_data_parallel():
@@ -242,6 +260,118 @@ def test_api_on_wildcard_is_allowed_and_explicit():
 
 def test_returns_every_host_without_host_argument():
     assert sorted(plan(DP2, **DP_SETTINGS)) == ["node1", "node2"]
+
+
+# --- the gateway: API on a unix socket, monitoring, route allowlist --------------------------
+
+
+def test_api_nodes_serve_vllm_on_the_unix_socket_and_headless_nodes_on_nothing():
+    plans = plan(DP2, **DP_SETTINGS)
+    head, worker = plans["node1"], plans["node2"]
+    assert head["api"]["socket"] == API_SOCKET == "/run/hardened-vllm/api.sock"
+    assert head["api"]["socket_group"] == API_SOCKET_GROUP == "vllm-api"
+    assert (head["api"]["address"], head["api"]["port"]) == ("10.0.0.11", 8000)
+    args = head["vllm"]["args"]
+    assert args[args.index("--uds") + 1] == API_SOCKET
+    assert "--host" not in args and "--port" not in args
+    assert not {"--uds", "--host", "--port"} & set(worker["vllm"]["args"])
+
+
+def test_multi_node_rank_zero_alone_gets_the_socket():
+    hosts = {
+        "n0": host("10.0.0.10", cluster_node_role="head"),
+        "n1": host("10.0.0.11", cluster_node_role="worker"),
+    }
+    plans = plan(
+        hosts,
+        cluster_topology="multi_node",
+        cluster_network=["10.0.0.0/24"],
+        cluster_tensor_parallel_size=2,
+    )
+    assert plans["n0"]["vllm"]["args"][:2] == ["--uds", API_SOCKET]
+    assert "--uds" not in plans["n1"]["vllm"]["args"] and plans["n1"]["api"] is None
+
+
+def test_monitoring_is_split_by_family_and_opens_the_api_port_on_api_nodes_only():
+    plans = plan(
+        DP2,
+        **DP_SETTINGS,
+        cluster_monitoring_cidrs=["10.0.5.9", "2001:db8:5::/64", "10.0.5.0/24"],
+    )
+    head, worker = plans["node1"], plans["node2"]
+    expected = {"ipv4": ["10.0.5.0/24"], "ipv6": ["2001:db8:5::/64"]}
+    assert head["monitoring"] == worker["monitoring"] == expected
+    assert head["exposure"][1:3] == [
+        {"name": "api", "proto": "tcp", "port": 8000, "audience": "clients"},
+        {"name": "api-monitoring", "proto": "tcp", "port": 8000, "audience": "monitoring"},
+    ]
+    assert [e["audience"] for e in worker["exposure"]] == ["admins"]
+    assert head["api"]["monitoring_routes"] == ["/health", "/metrics"]
+
+
+def test_monitoring_follows_the_api_port():
+    p = plan(
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
+        "a",
+        cluster_ports={"api": 8443},
+        cluster_monitoring_cidrs=["10.0.5.0/24"],
+    )
+    assert [(e["name"], e["port"]) for e in p["exposure"]] == [
+        ("ssh", 22),
+        ("api", 8443),
+        ("api-monitoring", 8443),
+    ]
+
+
+def test_routes_are_sorted_deduplicated_and_carry_the_catalog_methods():
+    p = plan(
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
+        "a",
+        cluster_api_routes=["/v1/embeddings", "/ping", "/v1/models", "/v1/embeddings"],
+    )
+    assert p["api"]["routes"] == [
+        {"path": "/ping", "methods": ["GET", "POST"]},
+        {"path": "/v1/embeddings", "methods": ["POST"]},
+        {"path": "/v1/models", "methods": ["GET"]},
+    ]
+
+
+def test_acknowledged_control_docs_and_unknown_routes_are_forwarded():
+    routes = ["/v1/models", "/sleep", "/docs", "/v1/private"]
+    p = plan(
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
+        "a",
+        cluster_api_routes=routes,
+        cluster_api_accept_routes=["/sleep", "/docs", "/v1/private"],
+    )
+    assert p["api"]["routes"] == [
+        {"path": "/docs", "methods": ["GET"]},
+        {"path": "/sleep", "methods": ["POST"]},
+        {"path": "/v1/models", "methods": ["GET"]},
+        # outside the catalog: the methods the audit tries on unknown paths
+        {"path": "/v1/private", "methods": ["GET", "POST"]},
+    ]
+
+
+def test_an_empty_allowlist_forwards_nothing():
+    p = plan({"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")}, "a", cluster_api_routes=[])
+    assert p["api"]["routes"] == [] and p["api"]["monitoring_routes"] == ["/health", "/metrics"]
+
+
+def test_unset_gateway_settings_take_the_defaults():
+    p = plan(
+        {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")},
+        "a",
+        cluster_monitoring_cidrs=None,
+        cluster_api_routes=None,
+        cluster_api_accept_routes=None,
+    )
+    assert [r["path"] for r in p["api"]["routes"]] == [
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/models",
+    ]
+    assert p["monitoring"] == {"ipv4": [], "ipv6": []}
 
 
 # --- validation errors ----------------------------------------------------------
@@ -503,6 +633,205 @@ def test_bad_inventory_is_refused_with_host_variable_and_fix(hosts, settings, ma
     message = fails(hosts, match, **settings)
     assert "no host was changed" in message
     assert "Fix: " in message
+
+
+ONE = {"a": host("10.0.0.11", cluster_host_ip="10.0.0.11")}
+ACK = "remove it, or acknowledge the risk by listing {} in cluster_api_accept_routes"
+PATH_FIX = (
+    "write the exact path the gateway forwards, starting with / and made of letters, digits "
+    "and / _ . - only, without // or .. (e.g. /v1/models)"
+)
+GATEWAY_ERRORS = [
+    (
+        "monitoring_everyone_v4",
+        {"cluster_monitoring_cidrs": ["10.0.5.0/24", "0.0.0.0/0"]},
+        "cluster_monitoring_cidrs[1]",
+        "0.0.0.0/0 lets every address read /health and /metrics",
+        "monitoring reads server metrics without a key: name your scrapers' networks",
+    ),
+    (
+        "monitoring_everyone_v6",
+        {"cluster_monitoring_cidrs": ["::/0"]},
+        "cluster_monitoring_cidrs[0]",
+        "::/0 lets every address read /health and /metrics",
+        "monitoring reads server metrics without a key: name your scrapers' networks",
+    ),
+    (
+        "monitoring_not_a_cidr",
+        {"cluster_monitoring_cidrs": ["prometheus.example"]},
+        "cluster_monitoring_cidrs[0]",
+        "'prometheus.example' is not an IP network",
+        "write a CIDR such as 10.0.0.0/24 or fd00::/64",
+    ),
+    (
+        "monitoring_host_bits",
+        {"cluster_monitoring_cidrs": ["10.0.5.9/24"]},
+        "cluster_monitoring_cidrs[0]",
+        "10.0.5.9/24 has host bits set",
+        "write the network address, 10.0.5.0/24",
+    ),
+    (
+        "monitoring_not_a_list",
+        {"cluster_monitoring_cidrs": "10.0.5.0/24"},
+        "cluster_monitoring_cidrs",
+        "must be a list of CIDRs, got '10.0.5.0/24'",
+        "write a YAML list such as [10.0.0.0/24]",
+    ),
+    (
+        "routes_not_a_list",
+        {"cluster_api_routes": "/v1/models"},
+        "cluster_api_routes",
+        "must be a list of path strings, got '/v1/models'",
+        "write a YAML list such as [/v1/models, /v1/chat/completions]",
+    ),
+    (
+        "routes_not_strings",
+        {"cluster_api_routes": ["/v1/models", {"path": "/v1/completions"}]},
+        "cluster_api_routes",
+        "must be a list of path strings, got ['/v1/models', {'path': '/v1/completions'}]",
+        "write a YAML list such as [/v1/models, /v1/chat/completions]",
+    ),
+    (
+        "route_relative",
+        {"cluster_api_routes": ["v1/models"]},
+        "cluster_api_routes[0]",
+        "'v1/models' is not a plain URL path",
+        PATH_FIX,
+    ),
+    (
+        "route_empty",
+        {"cluster_api_routes": [""]},
+        "cluster_api_routes[0]",
+        "'' is not a plain URL path",
+        PATH_FIX,
+    ),
+    (
+        "route_query",
+        {"cluster_api_routes": ["/v1/models", "/v1/models?x=1"]},
+        "cluster_api_routes[1]",
+        "'/v1/models?x=1' is not a plain URL path",
+        PATH_FIX,
+    ),
+    (
+        "route_pattern",
+        {"cluster_api_routes": ["/v1/*"]},
+        "cluster_api_routes[0]",
+        "'/v1/*' is not a plain URL path",
+        PATH_FIX,
+    ),
+    (
+        "route_double_slash",
+        {"cluster_api_routes": ["//v1/models"]},
+        "cluster_api_routes[0]",
+        "'//v1/models' is not a plain URL path",
+        PATH_FIX,
+    ),
+    (
+        "route_dot_dot",
+        {"cluster_api_routes": ["/v1/../sleep"]},
+        "cluster_api_routes[0]",
+        "'/v1/../sleep' is not a plain URL path",
+        PATH_FIX,
+    ),
+    (
+        "route_health",
+        {"cluster_api_routes": ["/v1/models", "/health"]},
+        "cluster_api_routes[1]",
+        "/health is a monitoring route; the gateway serves it without a key to the "
+        "monitoring audience only",
+        "remove it from cluster_api_routes and list the load balancers' and scrapers' "
+        "networks in cluster_monitoring_cidrs",
+    ),
+    (
+        "route_metrics_even_acknowledged",
+        {"cluster_api_routes": ["/metrics"], "cluster_api_accept_routes": ["/metrics"]},
+        "cluster_api_routes[0]",
+        "/metrics is a monitoring route; the gateway serves it without a key to the "
+        "monitoring audience only",
+        "remove it from cluster_api_routes and list the load balancers' and scrapers' "
+        "networks in cluster_monitoring_cidrs",
+    ),
+    (
+        "route_control",
+        {"cluster_api_routes": ["/v1/models", "/sleep"]},
+        "cluster_api_routes[1]",
+        "/sleep is a control route: API clients could change or stop the server "
+        "(pause, sleep, weights, profiling, LoRA adapters, RPC)",
+        ACK.format("/sleep") + " (control routes change or stop the server)",
+    ),
+    (
+        "route_lora",
+        {"cluster_api_routes": ["/v1/load_lora_adapter"]},
+        "cluster_api_routes[0]",
+        "/v1/load_lora_adapter is a control route: API clients could change or stop the "
+        "server (pause, sleep, weights, profiling, LoRA adapters, RPC)",
+        ACK.format("/v1/load_lora_adapter") + " (control routes change or stop the server)",
+    ),
+    (
+        "route_docs",
+        {"cluster_api_routes": ["/openapi.json"]},
+        "cluster_api_routes[0]",
+        "/openapi.json is a documentation route: it describes every route of the server, "
+        "including the ones the gateway refuses",
+        ACK.format("/openapi.json") + " (docs describe every route)",
+    ),
+    (
+        "route_unknown",
+        {"cluster_api_routes": ["/v1/models/"]},
+        "cluster_api_routes[0]",
+        "/v1/models/ is not in this collection's catalog of the routes vLLM 0.32 serves "
+        "(plugins/plugin_utils/_api_routes.py)",
+        "check the path; "
+        + ACK.format("/v1/models/")
+        + " (unknown routes are not vetted for this vLLM version)",
+    ),
+    (
+        "accept_not_a_list",
+        {"cluster_api_accept_routes": "/sleep"},
+        "cluster_api_accept_routes",
+        "must be a list of path strings, got '/sleep'",
+        "write a YAML list such as [/v1/models, /v1/chat/completions]",
+    ),
+    (
+        "accept_stale",
+        {"cluster_api_routes": ["/v1/models"], "cluster_api_accept_routes": ["/sleep"]},
+        "cluster_api_accept_routes[0]",
+        "acknowledges '/sleep', which is not in cluster_api_routes",
+        "remove the stale acknowledgement, or add the route to cluster_api_routes",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("settings", "variable", "what", "fix"),
+    [e[1:] for e in GATEWAY_ERRORS],
+    ids=[e[0] for e in GATEWAY_ERRORS],
+)
+def test_gateway_settings_are_refused_with_host_variable_and_fix(settings, variable, what, fix):
+    message = fails(ONE, r"problem\(s\) in the cluster inventory", **settings)
+    line = f"- cluster (all hosts), variable {variable}: {what}. Fix: {fix}."
+    assert line in message.splitlines(), message
+    assert "no host was changed" in message
+
+
+def test_gateway_settings_must_agree_between_hosts():
+    hosts = {
+        "a": host("10.0.0.11", cluster_host_ip="10.0.0.11", cluster_api_routes=["/v1/models"]),
+        "b": host(
+            "10.0.0.12",
+            cluster_host_ip="10.0.0.12",
+            cluster_api_routes=["/v1/models", "/v1/embeddings"],
+            cluster_monitoring_cidrs=["10.0.5.0/24"],
+            cluster_api_accept_routes=[],
+        ),
+        "c": host("10.0.0.13", cluster_host_ip="10.0.0.13", cluster_monitoring_cidrs=[]),
+    }
+    message = fails(hosts, "differs between cluster hosts")
+    # named on the first host (by name) of those that set it
+    assert "- host a, variable cluster_api_routes: differs between cluster hosts" in message
+    assert "- host b, variable cluster_monitoring_cidrs: differs between cluster hosts" in message
+    assert "Fix: set it once for the whole cluster group, not per host." in message
+    assert "cluster_api_accept_routes" not in message  # only b sets it: nothing to disagree
 
 
 def test_every_problem_is_reported_at_once():
