@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 TABLE = "inet hardened_vllm"
 LOG_PREFIX = "hardened-vllm drop: "
-AUDIENCES = ("admins", "clients", "peers", "custom")
+AUDIENCES = ("admins", "clients", "monitoring", "peers", "custom")
 # plan key, nft match keyword, set type, set-name suffix, ipaddress version
 FAMILIES = (("ipv4", "ip", "ipv4_addr", "v4", 4), ("ipv6", "ip6", "ipv6_addr", "v6", 6))
 ICMP_ERRORS = "destination-unreachable, time-exceeded, parameter-problem"
@@ -29,6 +29,7 @@ ICMPV6_NEEDED = (
 _IFNAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 _RATE = re.compile(r"^[1-9][0-9]{0,5}/(second|minute|hour|day)$")
 _ELEMENTS_PER_LINE = 4
+_NOBODY = {"ipv4": [], "ipv6": []}
 
 
 class PlanError(ValueError):
@@ -64,6 +65,10 @@ def render(plan, admins=None, log_dropped=True, log_rate="10/minute", icmp_echo=
             else _family_map(plan.get("admins"), where, "cluster_plan.admins")
         ),
         "clients": _family_map(plan.get("clients"), where, "cluster_plan.clients"),
+        # Plans published before the gateway have no monitoring audience: nobody.
+        "monitoring": _family_map(
+            plan.get("monitoring", _NOBODY), where, "cluster_plan.monitoring"
+        ),
         "peers": _family_map(plan.get("peers"), where, "cluster_plan.peers"),
     }
     openings = []  # (exposure entry, name of the sets it admits)

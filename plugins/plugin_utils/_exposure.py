@@ -7,7 +7,8 @@ ruleset evaluator which source addresses may open a connection to it, per addres
 socket accepts and per input interface that matters, and compares them with the plan: a port
 in ``plan.exposure`` may be reached by its audience (and by peers on the cluster interface),
 any other port by peers on the cluster interface only. Sources are classed as peers, clients,
-admins, custom (any custom allowance's ``from``) or others (every other unicast address).
+monitoring, admins, custom (any custom allowance's ``from``) or others (every other unicast
+address).
 """
 
 from __future__ import annotations
@@ -30,11 +31,15 @@ except ImportError:  # pragma: no cover - the filter reports it with missing_req
     netaddr = None
 
 FIREWALL_TABLE = tuple(TABLE.split())  # ("inet", "hardened_vllm"), as the firewall renders it
-CLASSES = ("peers", "clients", "admins", "custom", "others")
+CLASSES = ("peers", "clients", "monitoring", "admins", "custom", "others")
 # Never a packet's source on the wire: unspecified, loopback, multicast, reserved, mapped.
 NOT_A_SOURCE = ["0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4", "::/8", "ff00::/8"]
 FAMILIES = ("ipv4", "ipv6")
-AUDIENCES = ("admins", "clients", "peers", "custom")
+AUDIENCES = ("admins", "clients", "monitoring", "peers", "custom")
+# Audiences that are a set of addresses in the plan (custom carries its own ``from``).
+ADDRESS_AUDIENCES = ("clients", "monitoring", "admins")
+# A plan published before the gateway has no monitoring audience: nobody.
+_NOBODY = {"ipv4": [], "ipv6": []}
 # Where an example source is looked for first (after the cluster network): private, then global.
 LIKELY = {
     "ipv4": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
@@ -196,6 +201,7 @@ def _classes(plan, admin_map):
         sets = {
             "peers": _ipset(plan["peers"], family, "plan.peers"),
             "clients": _ipset(plan["clients"], family, "plan.clients"),
+            "monitoring": _ipset(plan.get("monitoring", _NOBODY), family, "plan.monitoring"),
             "admins": _ipset(admin_map, family, "admins"),
             "custom": _ipset(custom, family, "plan.exposure[].from"),
         }
@@ -344,7 +350,7 @@ class _Judge:
         if iface == self.plan["cluster_iface"] and classes["peers"] is not None:
             allowed |= classes["peers"]
         for item in exposure:
-            if item["audience"] in ("admins", "clients") and classes[item["audience"]]:
+            if item["audience"] in ADDRESS_AUDIENCES and classes[item["audience"]]:
                 allowed |= classes[item["audience"]]
             elif item["audience"] == "custom":
                 cidrs = (item.get("from") or {}).get(family) or []
@@ -356,7 +362,7 @@ class _Judge:
         classes = self.classes[family]
         who = [
             n
-            for n in ("others", "clients", "admins", "custom", "peers")
+            for n in ("others", "clients", "monitoring", "admins", "custom", "peers")
             if classes[n] is not None and exposed & classes[n]
         ]
         pick = exposed & classes[who[0]]

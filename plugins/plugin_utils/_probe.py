@@ -10,6 +10,9 @@ from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import (
 )
 from ansible_collections.hardened.vllm.plugins.plugin_utils._plan import port_exposure
 
+# The plan's audiences that are sets of addresses (custom openings carry their own ``from``).
+AUDIENCES = ("peers", "clients", "monitoring", "admins")
+
 
 def probe_targets(nodes):
     """Every (address, port) at which a node's TCP listeners can be reached from the network.
@@ -72,8 +75,10 @@ def audiences_of(source, plan):
         return set()
     ip = netaddr.IPAddress(source)
     found = set()
-    for name in ("peers", "clients", "admins"):
-        if any(ip in netaddr.IPNetwork(c) for c in plan[name][f"ipv{ip.version}"]):
+    for name in AUDIENCES:
+        # a plan published before the gateway has no monitoring audience: nobody
+        by_family = plan.get(name, {}) if name == "monitoring" else plan[name]
+        if any(ip in netaddr.IPNetwork(c) for c in by_family.get(f"ipv{ip.version}") or []):
             found.add(name)
     return found
 

@@ -139,13 +139,21 @@ def test_firewall_table_covers_everything():
     api = entry(verdict, 8000)
     assert api["families"] == ["ipv4"] and api["audience"] == ["clients"]
     assert api["reach"] == {
-        "ipv4": {"peers": True, "clients": True, "admins": False, "custom": False, "others": False}
+        "ipv4": {
+            "peers": True,
+            "clients": True,
+            "monitoring": None,  # the plan has no monitoring audience
+            "admins": False,
+            "custom": False,
+            "others": False,
+        }
     }
     dp = entry(verdict, 29550)
     assert dp["families"] == ["ipv6", "ipv4"]  # dual-stack: judged for both families
     assert dp["reach"]["ipv6"] == {
         "peers": True,
         "clients": False,
+        "monitoring": None,
         "admins": False,
         "custom": None,
         "others": False,
@@ -190,6 +198,75 @@ def test_admins_derived_by_the_firewall_role_are_read_back_from_the_ruleset():
     # An explicit admins= still wins over the ruleset.
     overridden = judge("role_derived_admins", [SSH4], plan, admins=["203.0.113.1/32"])
     assert not overridden["ok"] and "198.51.100.7" in overridden["violations"][0]
+
+
+# --- (a') the gateway's monitoring audience ----------------------------------------------
+
+MONITORING = ["10.0.5.0/24", "2001:db8:5::/64"]
+GATEWAY_PLAN = plans(cluster_monitoring_cidrs=MONITORING)["node1"]
+
+
+def test_monitoring_reaches_the_api_port_and_nothing_else():
+    # gateway_monitoring: the firewall role's rendering of GATEWAY_PLAN, recorded with nft -j.
+    verdict = judge("gateway_monitoring", [SSH4, API, API6, DP_RPC, METRICS], GATEWAY_PLAN)
+    assert verdict["ok"], verdict["violations"]
+    api = entry(verdict, 8000, "10.0.0.11")
+    assert api["audience"] == ["clients", "monitoring"]
+    assert api["reach"]["ipv4"]["monitoring"] is True and api["reach"]["ipv4"]["clients"] is True
+    assert (
+        api["reason"]
+        == "only clients and monitoring and peers on the cluster interface can reach it"
+    )
+    assert entry(verdict, 8000, "::")["reach"]["ipv6"]["monitoring"] is True
+    dp = entry(verdict, 29550)
+    assert dp["reach"]["ipv4"]["monitoring"] is False and dp["reach"]["ipv6"]["monitoring"] is False
+    assert entry(verdict, 22)["reach"]["ipv4"]["monitoring"] is False
+    assert entry(verdict, 9400)["reach"]["ipv4"]["monitoring"] is False
+    rows = exposure_matrix(verdict).splitlines()
+    api_row = next(r.split() for r in rows if "10.0.0.11:8000" in r)
+    assert api_row[4:] == ["clients,monitoring", "yes", "yes", "yes", "-", "-", "-", "ok"]
+
+
+def test_monitoring_in_the_plan_but_not_in_the_ruleset_is_no_violation():
+    verdict = judge("firewall", [API], GATEWAY_PLAN)
+    assert verdict["ok"]  # less reach than allowed
+    assert entry(verdict, 8000)["reach"]["ipv4"]["monitoring"] is False
+
+
+def test_monitoring_opened_without_the_plan_saying_so_is_a_violation():
+    verdict = judge("gateway_monitoring", [API], PLAN)
+    assert not verdict["ok"]
+    exposed = entry(verdict, 8000)["exposed"][0]
+    assert exposed["who"] == ["others"] and exposed["source"].startswith("10.0.5.")
+    assert "api-monitoring from monitoring" in verdict["violations"][0]
+    assert (
+        "but only clients and peers on the cluster interface may reach it"
+        in (verdict["violations"][0])
+    )
+
+
+def test_monitoring_reaching_an_internal_port_is_a_violation_naming_monitoring():
+    document = ruleset("gateway_monitoring")
+    for item in document["nftables"]:
+        rule = item.get("rule") or {}
+        if rule.get("comment") == "api-monitoring from monitoring":
+            rule["expr"][0]["match"]["right"] = 29550
+    verdict = exposure_verdict([DP_RPC], GATEWAY_PLAN, document, ["eth0"])
+    assert not verdict["ok"]
+    dp = entry(verdict, 29550)
+    assert {e["family"] for e in dp["exposed"]} == {"ipv4", "ipv6"}
+    assert all(e["who"] == ["monitoring"] for e in dp["exposed"])
+    message = verdict["violations"][0]  # IPv6 first: a dual-stack socket
+    assert "reachable from monitoring (e.g. 2001:db8:5:: on eth0, IPv6)" in message
+    assert "tcp dport 29550 ip6 saddr @monitoring_v6 accept" in message
+    ipv4 = next(e for e in dp["exposed"] if e["family"] == "ipv4")
+    assert ipv4["source"].startswith("10.0.5.")
+
+
+def test_plan_published_before_the_gateway_has_no_monitoring_audience():
+    old = {k: v for k, v in PLAN.items() if k != "monitoring"}
+    assert judge("firewall", plan=old) == judge("firewall")
+    assert entry(judge("firewall", [API], old), 8000)["reach"]["ipv4"]["monitoring"] is None
 
 
 # --- (b) a hole ----------------------------------------------------------------------------
@@ -402,6 +479,7 @@ def test_matrix_marks_who_can_reach_and_violations():
         "reach",
         "peers",
         "clients",
+        "monitoring",
         "admins",
         "custom",
         "others",
@@ -413,6 +491,7 @@ def test_matrix_marks_who_can_reach_and_violations():
         "clients",
         "yes",
         "yes",
+        ".",  # no monitoring audience in the plan
         "-",
         "-",
         "-",
@@ -423,13 +502,14 @@ def test_matrix_marks_who_can_reach_and_violations():
         "peers",
         "yes",
         "yes!",
+        ".",
         "yes!",
         "yes!",
         "yes!",
         "VIOLATION",
     ]
-    assert rows[("node1", "tcp", "[::]:22")][5] == "."  # no IPv6 custom sources in the plan
-    assert rows[("node1", "tcp", "127.0.0.1:8001")][2:7] == ["-"] * 5
+    assert rows[("node1", "tcp", "[::]:22")][6] == "."  # no IPv6 custom sources in the plan
+    assert rows[("node1", "tcp", "127.0.0.1:8001")][2:8] == ["-"] * 6
     assert text.endswith("! = the plan does not allow it\n")
     assert exposure_matrix(good) == exposure_matrix([good])
 

@@ -167,6 +167,59 @@ def test_admins_in_effect_replace_the_plans_empty_admins():
     assert row["finding"] == "ok" and row["source_audiences"] == ["admins"]
 
 
+def _result(address, port, source, is_open=True):
+    return {
+        "address": address,
+        "port": port,
+        "open": is_open,
+        "state": "open" if is_open else "timeout",
+        "source": source,
+    }
+
+
+def test_monitoring_may_reach_the_api_port_only():
+    plan = {
+        **PLAN,
+        "monitoring": {"ipv4": ["203.0.113.64/26"], "ipv6": ["2001:db8:5::/64"]},
+        "exposure": [
+            *PLAN["exposure"],
+            {"name": "api-monitoring", "proto": "tcp", "port": 47001, "audience": "monitoring"},
+        ],
+    }
+    hostvars = {"vm": {**HOSTVARS["vm"], "cluster_plan": plan}}
+    runs = [
+        {
+            "vantage": "prometheus",
+            "results": [
+                _result("192.0.2.2", 47001, "203.0.113.70"),
+                _result("192.0.2.2", 47002, "203.0.113.70"),
+                _result("192.0.2.2", 47004, "203.0.113.70", is_open=False),
+            ],
+        },
+        {"vantage": "outsider", "results": [_result("192.0.2.2", 47001, "192.0.2.99")]},
+    ]
+    rows = F["probe_findings"](runs, targets(), hostvars, ["vm"])
+    by = {(r["vantage"], r["port"]): r for r in rows}
+    api = by[("prometheus", 47001)]
+    assert api["finding"] == "ok" and api["expected"]
+    assert api["audience"] == ["clients", "monitoring"]
+    assert api["source_audiences"] == ["monitoring"]
+    internal = by[("prometheus", 47002)]
+    assert internal["finding"] == "exposed" and internal["audience"] == ["peers"]
+    # 203.0.113.64/26 lies inside the custom opening's 203.0.113.0/24 as well: that one decides
+    assert by[("prometheus", 47004)]["finding"] == "blocked"
+    assert by[("outsider", 47001)]["finding"] == "exposed"
+    assert by[("outsider", 47001)]["source_audiences"] == ["others"]
+
+
+def test_plan_without_monitoring_knows_no_monitoring_sources():
+    plan = {k: v for k, v in PLAN.items() if k != "monitoring"}
+    hostvars = {"vm": {**HOSTVARS["vm"], "cluster_plan": plan}}
+    runs = [{"vantage": "prometheus", "results": [_result("192.0.2.2", 47001, "203.0.113.70")]}]
+    row = F["probe_findings"](runs, targets(), hostvars, ["vm"])[0]
+    assert row["source_audiences"] == ["others"] and row["finding"] == "exposed"
+
+
 def test_matrix_marks_differences():
     rows = F["probe_findings"](
         [

@@ -100,7 +100,7 @@ def test_exposure_entries_become_port_rules_from_their_sets():
     assert 'tcp dport 22 ip6 saddr @admins_v6 accept comment "ssh from admins"' in rules
     assert 'tcp dport 8000 ip saddr @clients_v4 accept comment "api from clients"' in rules
     assert (
-        'tcp dport 9400 ip saddr @custom3_v4 accept comment "metrics-scraper from custom"' in rules
+        'tcp dport 9400 ip saddr @custom4_v4 accept comment "metrics-scraper from custom"' in rules
     )
     # Internal ports (audience peers) get no port rule: peers reach every port anyway.
     assert not [r for r in rules if "29550" in r]
@@ -113,7 +113,31 @@ def test_sets_hold_the_plan_addresses():
     assert set_elements(text, "clients_v4") == ["10.89.0.10", "192.0.2.0/24"]
     assert set_elements(text, "admins_v4") == ["198.51.100.0/24"]
     assert set_elements(text, "admins_v6") == []
-    assert set_elements(text, "custom3_v4") == ["203.0.113.7"]
+    assert set_elements(text, "custom4_v4") == ["203.0.113.7"]
+    assert set_elements(text, "monitoring_v4") == ["10.89.5.0/28"]
+    assert set_elements(text, "monitoring_v6") == ["fd42:89:5::9"]
+
+
+def test_monitoring_reaches_the_api_port_from_its_own_sets():
+    rules = chain(render(PLAN))
+    for match, suffix in (("ip", "v4"), ("ip6", "v6")):
+        assert (
+            f"tcp dport 8000 {match} saddr @monitoring_{suffix} accept "
+            'comment "api-monitoring from monitoring"'
+        ) in rules
+        assert (
+            f'tcp dport 8000 {match} saddr @clients_{suffix} accept comment "api from clients"'
+        ) in rules
+
+
+def test_plan_without_monitoring_has_empty_monitoring_sets_and_no_rule():
+    """A plan published before the gateway (no monitoring key, no monitoring entry)."""
+    data = plan(exposure=[e for e in PLAN["exposure"] if e["audience"] != "monitoring"])
+    del data["monitoring"]
+    text = render(data)
+    assert set_elements(text, "monitoring_v4") == []
+    assert set_elements(text, "monitoring_v6") == []
+    assert not [r for r in chain(text) if "@monitoring_" in r]
 
 
 def test_overlapping_networks_are_merged():
@@ -128,7 +152,11 @@ def test_admins_argument_replaces_plan_admins_per_family():
 
 
 def test_headless_node_without_api_has_no_api_rule():
-    data = plan(api=None, exposure=[e for e in PLAN["exposure"] if e["name"] != "api"])
+    # A headless node's plan has neither the api nor the api-monitoring entry.
+    data = plan(
+        api=None,
+        exposure=[e for e in PLAN["exposure"] if e["name"] not in ("api", "api-monitoring")],
+    )
     assert not [r for r in chain(render(data)) if "dport 8000" in r]
 
 
@@ -142,18 +170,21 @@ def test_rule_count_does_not_grow_with_the_cluster():
     def many(count):
         hosts = [str(ipaddress.ip_address("10.64.0.0") + i) + "/32" for i in range(count)]
         return plan(
-            peers={"ipv4": hosts[::2], "ipv6": []}, clients={"ipv4": hosts[1::2], "ipv6": []}
+            peers={"ipv4": hosts[::3], "ipv6": []},
+            clients={"ipv4": hosts[1::3], "ipv6": []},
+            monitoring={"ipv4": hosts[2::3], "ipv6": []},
         )
 
-    small, large = render(many(4)), render(many(4096))
+    small, large = render(many(6)), render(many(6144))
     assert len(chain(small)) == len(chain(large))
     assert len(set_elements(large, "peers_v4")) == 2048
+    assert len(set_elements(large, "monitoring_v4")) == 2048
 
 
 def test_user_chosen_names_cannot_break_out_of_comments():
     data = plan(host='evil"\n}')
     assert 'default-deny input of evil___"' in render(data)
-    data["exposure"][3]["name"] = 'x" accept; tcp dport 1 accept comment "'
+    data["exposure"][4]["name"] = 'x" accept; tcp dport 1 accept comment "'
     rule = next(r for r in chain(render(data)) if "dport 9400 ip saddr" in r)
     assert rule.count('"') == 2
     assert rule.endswith('comment "x_ accept_ tcp dport 1 accept comment _ from custom"')
@@ -184,6 +215,14 @@ def test_user_chosen_names_cannot_break_out_of_comments():
             "cluster_plan.admins.ipv4: must be a list",
         ),
         ({"exposure": "ssh"}, "variable cluster_plan.exposure: must be a list"),
+        (
+            {"monitoring": ["10.89.5.0/28"]},
+            "variable cluster_plan.monitoring: must be {ipv4: [...], ipv6: [...]}",
+        ),
+        (
+            {"monitoring": {"ipv4": [], "ipv6": ["10.89.5.0/28"]}},
+            "cluster_plan.monitoring.ipv6[0]: 10.89.5.0/28 is not an IPv6",
+        ),
     ],
 )
 def test_bad_plans_name_host_variable_and_fix(changes, expected):
@@ -199,7 +238,8 @@ def test_bad_plans_name_host_variable_and_fix(changes, expected):
         (0, {"port": True}, "cluster_plan.exposure[0].port: True is not a port number"),
         (1, {"proto": "sctp"}, "cluster_plan.exposure[1].proto: 'sctp' is not tcp or udp"),
         (1, {"audience": "everyone"}, "cluster_plan.exposure[1]: "),
-        (3, {"from": None}, "cluster_plan.exposure[3].from: a custom opening needs from"),
+        (4, {"from": None}, "cluster_plan.exposure[4].from: a custom opening needs from"),
+        (2, {"port": 0}, "cluster_plan.exposure[2].port: 0 is not a port number"),
     ],
 )
 def test_bad_exposure_entries(index, entry, expected):
