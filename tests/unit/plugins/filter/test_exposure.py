@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -25,7 +26,7 @@ from ansible_collections.hardened.vllm.plugins.filter.cluster_plan import (
 )
 from ansible_collections.hardened.vllm.plugins.filter.exposure import FilterModule
 from ansible_collections.hardened.vllm.plugins.module_utils._sockets import describe_socket
-from ansible_collections.hardened.vllm.plugins.plugin_utils import _exposure
+from ansible_collections.hardened.vllm.plugins.plugin_utils import _exposure, _plan
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 FACTS = json.loads((FIXTURES / "facts" / "debian12_vm_network.json").read_text())
@@ -59,11 +60,15 @@ SETTINGS = {
 
 
 def plans(**overrides):
+    """Plans with the API gateway deployed (the monitoring audience exists only with it)."""
     hosts = {
         "node1": {"ansible_facts": facts("10.0.0.11"), "cluster_node_role": "head"},
         "node2": {"ansible_facts": facts("10.0.0.12"), "cluster_node_role": "worker"},
     }
-    return PlanFilters().filters()["cluster_plan"](hosts, list(hosts), {**SETTINGS, **overrides})
+    with mock.patch.object(_plan, "GATEWAY", True):
+        return PlanFilters().filters()["cluster_plan"](
+            hosts, list(hosts), {**SETTINGS, **overrides}
+        )
 
 
 PLAN = plans()["node1"]
