@@ -18,6 +18,7 @@ from ansible_collections.hardened.vllm.plugins.plugin_utils import _api_routes
 from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import (
     netaddr,  # None when missing; the filters say so with missing_required_lib
 )
+from ansible_collections.hardened.vllm.plugins.plugin_utils._report import table
 
 # What the gateway answers to a request it does not forward (no key, not allowed, no route).
 REFUSED = frozenset((401, 403, 404, 405))
@@ -297,12 +298,7 @@ def http_matrix(rows):
                 for v in vantages
             ]
         )
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    text = [
-        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    ]
-    text.insert(1, "  ".join("-" * w for w in widths))
+    text = table(lines)
     text.append("")
     text.append(
         "route cells: status without a key/status with each key"

@@ -9,6 +9,7 @@ from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import (
     netaddr,  # None when missing; the filters say so with missing_required_lib
 )
 from ansible_collections.hardened.vllm.plugins.plugin_utils._plan import port_exposure
+from ansible_collections.hardened.vllm.plugins.plugin_utils._report import table
 
 # The plan's audiences that are sets of addresses (custom openings carry their own ``from``).
 AUDIENCES = ("peers", "clients", "monitoring", "admins")
@@ -186,12 +187,7 @@ def probe_matrix(rows):
                 *[info["cells"].get(v, "") for v in vantages],
             ]
         )
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    text = [
-        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    ]
-    text.insert(1, "  ".join("-" * w for w in widths))
+    text = table(lines)
     text.append("")
     text.append("OPEN = connected, - = refused or dropped, ! = differs from the plan")
     return "\n".join(text) + "\n"
