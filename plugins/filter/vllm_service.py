@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 
@@ -349,20 +348,8 @@ def _check_firewall(host, settings, problems):
         )
 
 
-def api_url(plan):
-    """The URL the node itself uses for health checks, or None on nodes without an API."""
-    api = plan.get("api")
-    if not api:
-        return None
-    address = ipaddress.ip_address(api["address"])
-    if address.is_unspecified:
-        address = ipaddress.ip_address(plan["host_ip"])
-    host = f"[{address}]" if address.version == 6 else str(address)
-    return f"http://{host}:{api['port']}"
-
-
 def vllm_service(plan, settings):
-    """The service's argv (after the executable), environment and health URL, or every problem."""
+    """The service's argv (after the executable) and environment, or every problem."""
     if not isinstance(plan, Mapping) or "vllm" not in plan or "host" not in plan:
         raise AnsibleFilterError(
             f"{FILTER}: input must be the cluster_plan fact from hardened.vllm.cluster, got "
@@ -465,7 +452,6 @@ def vllm_service(plan, settings):
     return {
         "argv": argv,
         "env": env,
-        "api_url": api_url(plan),
         "risks": sorted(used),
         "cuda_build": cuda_build,
         "accelerator": settings.get("accelerator"),

@@ -43,13 +43,10 @@ DEFAULT_PORTS = {
     "ssh": 22,
 }
 # Where vLLM's own API listens on nodes that serve it: a unix socket that only the gateway
-# (a member of the group) may open; the plan's api address and port are the gateway's.
+# (hardened.vllm.gateway, a member of the group) may open. The plan's api address and port are
+# the gateway's: TLS, keys, the route allowlist and the monitoring audience are enforced there.
 API_SOCKET = "/run/hardened-vllm/api.sock"
 API_SOCKET_GROUP = "vllm-api"
-# Whether the API gateway (TLS, keys, route allowlist, monitoring audience) is deployed in front
-# of vLLM. Until its role lands, vLLM keeps serving its API on the plan's address and port, and
-# the settings only the gateway can enforce are refused rather than silently not enforced.
-GATEWAY = False
 # What a path in cluster_api_routes may consist of (the gateway matches it exactly).
 _ROUTE_PATH = re.compile(r"/[A-Za-z0-9/_.-]*")
 # Settings that must be the same on every host of the cluster.
@@ -138,8 +135,6 @@ def compute_plans(hosts, settings):
     clients = parse_cidrs(cfg["cluster_client_cidrs"], "cluster_client_cidrs", None, problems)
     monitoring = _monitoring(cfg["cluster_monitoring_cidrs"], problems)
     routes = _routes(cfg["cluster_api_routes"], cfg["cluster_api_accept_routes"], problems)
-    if not GATEWAY:
-        _check_gateway_settings(cfg, problems)
     admins = parse_cidrs(cfg["cluster_admin_cidrs"], "cluster_admin_cidrs", None, problems)
     extra_peers = parse_cidrs(
         cfg["cluster_extra_peer_cidrs"], "cluster_extra_peer_cidrs", None, problems
@@ -757,49 +752,16 @@ def _plan(
     }
 
 
-def _check_gateway_settings(cfg, problems):
-    """Refuse what only the gateway enforces while it is not deployed (GATEWAY is False)."""
-    fix = (
-        "leave it at its default until the API gateway is deployed; until then whoever reaches "
-        "the API port reaches every route of vLLM"
-    )
-    if cfg["cluster_monitoring_cidrs"]:
-        problems.add(
-            None,
-            "cluster_monitoring_cidrs",
-            "the monitoring audience needs the API gateway, which limits it to /health and "
-            "/metrics; without it these networks would reach the whole API",
-            fix + " (add trusted scrapers to cluster_client_cidrs meanwhile)",
-        )
-    routes = cfg["cluster_api_routes"]
-    if isinstance(routes, list) and sorted(set(map(str, routes))) != sorted(
-        _api_routes.DEFAULT_ALLOWED
-    ):
-        problems.add(
-            None,
-            "cluster_api_routes",
-            "the route allowlist is enforced by the API gateway, which is not deployed",
-            fix,
-        )
-    if cfg["cluster_api_accept_routes"]:
-        problems.add(
-            None,
-            "cluster_api_accept_routes",
-            "acknowledges routes for the API gateway, which is not deployed",
-            fix,
-        )
-
-
 def _api(node, ports, routes):
-    """Where the API listens and, with the gateway, what it forwards to vLLM's unix socket."""
+    """Where the gateway listens, what it forwards, and vLLM's unix socket behind it."""
     api = {
         "address": str(node["api"]),
         "port": ports["api"],
         "routes": [{"path": p, "methods": list(_api_routes.methods_of(p))} for p in routes],
         "monitoring_routes": list(_api_routes.MONITORING),
+        "socket": API_SOCKET,
+        "socket_group": API_SOCKET_GROUP,
     }
-    if GATEWAY:
-        api.update(socket=API_SOCKET, socket_group=API_SOCKET_GROUP)
     return api
 
 
@@ -822,12 +784,9 @@ def _cluster_addresses(node):
 def _args(name, node, nodes, topology, lay, ports, cfg):
     args = []
     if lay["serves_api"]:
-        if GATEWAY:
-            # vLLM serves its API on the unix socket only (it ignores --host/--port with --uds);
-            # the gateway listens on the plan's api address and port.
-            args += ["--uds", API_SOCKET]
-        else:
-            args += ["--host", str(node["api"]), "--port", str(ports["api"])]
+        # vLLM serves its API on the unix socket only (it ignores --host/--port with --uds);
+        # the gateway listens on the plan's api address and port.
+        args += ["--uds", API_SOCKET]
     tp, pp = str(cfg["cluster_tensor_parallel_size"]), str(cfg["cluster_pipeline_parallel_size"])
     args += ["--tensor-parallel-size", tp, "--pipeline-parallel-size", pp]
     if topology == "data_parallel":

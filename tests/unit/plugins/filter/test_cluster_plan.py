@@ -12,7 +12,6 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hardened.vllm.plugins.filter.cluster_plan import FilterModule
-from ansible_collections.hardened.vllm.plugins.plugin_utils import _plan
 from ansible_collections.hardened.vllm.plugins.plugin_utils._plan import (
     API_SOCKET,
     API_SOCKET_GROUP,
@@ -22,12 +21,6 @@ FIXTURES = Path(__file__).parents[2] / "fixtures" / "facts"
 # Real `setup gather_subset=network` output of a Debian 12 VM (eth0 dual-stack, lo, 2 ifb).
 RECORDED = json.loads((FIXTURES / "debian12_vm_network.json").read_text())
 cluster_plan = FilterModule().filters()["cluster_plan"]
-
-
-@pytest.fixture(autouse=True)
-def gateway_deployed(monkeypatch):
-    """These tests describe the plan with the API gateway in front of vLLM."""
-    monkeypatch.setattr(_plan, "GATEWAY", True)
 
 
 def facts(ipv4=None, ipv6=None, extra_v4=()):
@@ -863,38 +856,3 @@ def test_filter_rejects_wrong_argument_types():
         cluster_plan(DP2, ["ghost"], {})
     with pytest.raises(AnsibleFilterError, match="host other is not in the cluster group"):
         cluster_plan(DP2, ["node1", "node2"], DP_SETTINGS, "other")
-
-
-# --- until the gateway is deployed --------------------------------------------
-
-
-@pytest.fixture
-def no_gateway(monkeypatch):
-    monkeypatch.setattr(_plan, "GATEWAY", False)
-
-
-def test_without_gateway_vllm_serves_on_the_api_address(no_gateway):
-    head = plan(DP2, "node1", **DP_SETTINGS)
-    assert head["vllm"]["args"][:4] == ["--host", "10.0.0.11", "--port", "8000"]
-    assert "--uds" not in head["vllm"]["args"]
-    assert "socket" not in head["api"] and "socket_group" not in head["api"]
-    assert head["monitoring"] == {"ipv4": [], "ipv6": []}
-
-
-@pytest.mark.parametrize(
-    ("setting", "value", "what"),
-    [
-        ("cluster_monitoring_cidrs", ["10.0.5.0/24"], "the monitoring audience needs the API"),
-        ("cluster_api_routes", ["/v1/models", "/v1/embeddings"], "the route allowlist is enforced"),
-        ("cluster_api_accept_routes", ["/sleep"], "acknowledges routes for the API gateway"),
-    ],
-)
-def test_without_gateway_its_settings_are_refused_not_ignored(no_gateway, setting, value, what):
-    message = fails(DP2, what, **{**DP_SETTINGS, setting: value})
-    assert f"cluster (all hosts), variable {setting}: {what}" in message
-    assert "Fix: leave it at its default until the API gateway is deployed" in message
-
-
-def test_without_gateway_the_default_routes_in_any_order_pass(no_gateway):
-    routes = ["/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/models"]
-    assert plan(DP2, "node1", **{**DP_SETTINGS, "cluster_api_routes": routes})["api"]

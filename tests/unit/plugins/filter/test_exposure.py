@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -26,7 +25,7 @@ from ansible_collections.hardened.vllm.plugins.filter.cluster_plan import (
 )
 from ansible_collections.hardened.vllm.plugins.filter.exposure import FilterModule
 from ansible_collections.hardened.vllm.plugins.module_utils._sockets import describe_socket
-from ansible_collections.hardened.vllm.plugins.plugin_utils import _exposure, _plan
+from ansible_collections.hardened.vllm.plugins.plugin_utils import _exposure
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 FACTS = json.loads((FIXTURES / "facts" / "debian12_vm_network.json").read_text())
@@ -60,15 +59,12 @@ SETTINGS = {
 
 
 def plans(**overrides):
-    """Plans with the API gateway deployed (the monitoring audience exists only with it)."""
+    """Plans for a head and a worker, with the given cluster settings."""
     hosts = {
         "node1": {"ansible_facts": facts("10.0.0.11"), "cluster_node_role": "head"},
         "node2": {"ansible_facts": facts("10.0.0.12"), "cluster_node_role": "worker"},
     }
-    with mock.patch.object(_plan, "GATEWAY", True):
-        return PlanFilters().filters()["cluster_plan"](
-            hosts, list(hosts), {**SETTINGS, **overrides}
-        )
+    return PlanFilters().filters()["cluster_plan"](hosts, list(hosts), {**SETTINGS, **overrides})
 
 
 PLAN = plans()["node1"]

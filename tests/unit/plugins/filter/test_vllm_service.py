@@ -22,9 +22,9 @@ HEAD = {
     "topology": "data_parallel",
     "role": "head",
     "host_ip": "10.20.0.11",
-    "api": {"address": "10.20.0.11", "port": 8000},
+    "api": {"address": "10.20.0.11", "port": 8000, "socket": "/run/hardened-vllm/api.sock"},
     "vllm": {
-        "args": ["--host", "10.20.0.11", "--port", "8000", "--data-parallel-size", "2"],
+        "args": ["--uds", "/run/hardened-vllm/api.sock", "--data-parallel-size", "2"],
         "env": {"VLLM_HOST_IP": "10.20.0.11", "GLOO_SOCKET_IFNAME": "eth0"},
     },
 }
@@ -71,29 +71,25 @@ def test_argv_is_serve_model_then_plan_then_extra_args():
         "/srv/models/tiny",
         "--served-model-name",
         "tiny",
-        "--host",
-        "10.20.0.11",
-        "--port",
-        "8000",
+        "--uds",
+        "/run/hardened-vllm/api.sock",
         "--data-parallel-size",
         "2",
         "--enforce-eager",
         "--api-server-count",
         "1",
     ]
-    assert out["api_url"] == "http://10.20.0.11:8000"
     assert out["accelerator"] == "cpu" and out["cuda_build"] is None
 
 
-def test_headless_nodes_get_no_api_arguments_and_no_api_url():
+def test_headless_nodes_get_no_api_arguments():
     out = service(WORKER, settings(api_extra_args=["--api-server-count", "1"]))
     assert "--api-server-count" not in out["argv"]
     assert out["argv"][-3:] == ["--headless", "--data-parallel-start-rank", "1"]
-    assert out["api_url"] is None
 
 
 def test_headless_nodes_need_no_api_key():
-    assert service(WORKER, settings(api_key_set=False, api_key_ok=False))["api_url"] is None
+    assert service(WORKER, settings(api_key_set=False, api_key_ok=False))["argv"]
 
 
 def test_env_has_safe_defaults_the_plan_wins_over_base_and_extra_env_is_added():
@@ -117,17 +113,6 @@ def test_env_has_safe_defaults_the_plan_wins_over_base_and_extra_env_is_added():
     }.items():
         assert env[name] == value
     assert "VLLM_API_KEY" not in env
-
-
-@pytest.mark.parametrize(
-    "api, url",
-    [
-        ({"address": "0.0.0.0", "port": 8000}, "http://10.20.0.11:8000"),
-        ({"address": "fd00::11", "port": 9000}, "http://[fd00::11]:9000"),
-    ],
-)
-def test_health_url_uses_the_host_address_for_wildcards_and_brackets_ipv6(api, url):
-    assert service(dict(HEAD, api=api), settings())["api_url"] == url
 
 
 @pytest.mark.parametrize(
@@ -241,7 +226,7 @@ def test_no_key_is_fine_when_not_required_and_no_firewall_when_not_wanted():
             firewall_unit_state="",
         ),
     )
-    assert out["api_url"]
+    assert out["argv"][:2] == ["serve", "/srv/models/tiny"]
 
 
 def test_every_problem_is_reported_at_once():
