@@ -12,15 +12,9 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.hardened.vllm.plugins.plugin_utils import _addresses
 from ansible_collections.hardened.vllm.plugins.plugin_utils._plan import (
     CLUSTER_WIDE,
+    HOST_VARS,
     PlanInvalid,
     compute_plans,
-)
-
-HOST_VARS = (
-    "cluster_host_ip",
-    "cluster_node_role",
-    "cluster_data_parallel_size_local",
-    "cluster_api_address",
 )
 
 

@@ -9,9 +9,13 @@ PlanInvalid that lists every problem found (host, variable, fix).
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
 
 from ansible_collections.hardened.vllm.plugins.plugin_utils import _api_routes
 from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import (
@@ -49,42 +53,28 @@ API_SOCKET = "/run/hardened-vllm/api.sock"
 API_SOCKET_GROUP = "vllm-api"
 # What a path in cluster_api_routes may consist of (the gateway matches it exactly).
 _ROUTE_PATH = re.compile(r"/[A-Za-z0-9/_.-]*")
-# Settings that must be the same on every host of the cluster.
-CLUSTER_WIDE = (
-    "cluster_topology",
-    "cluster_network",
-    "cluster_client_cidrs",
-    "cluster_monitoring_cidrs",
-    "cluster_admin_cidrs",
-    "cluster_extra_peer_cidrs",
-    "cluster_allow_mixed_families",
-    "cluster_ports",
-    "cluster_data_parallel_size",
-    "cluster_tensor_parallel_size",
-    "cluster_pipeline_parallel_size",
-    "cluster_kv_connector",
-    "cluster_extra_allowances",
-    "cluster_api_routes",
-    "cluster_api_accept_routes",
+
+
+def _role_options(role):
+    """The options of a role of this collection, from its meta/argument_specs.yml."""
+    spec = Path(__file__).resolve().parents[2] / "roles" / role / "meta" / "argument_specs.yml"
+    return yaml.safe_load(spec.read_text(encoding="utf-8"))["argument_specs"]["main"]["options"]
+
+
+# The one schema of the cluster settings is the cluster role's argument_specs (name, type,
+# default, docs); the plan takes names and defaults from there, so they cannot drift apart.
+# Per-host settings (host_vars) are these; cluster_group only picks the hosts; every other
+# option is cluster-wide and must be the same on every host of the cluster.
+HOST_VARS = (
+    "cluster_host_ip",
+    "cluster_node_role",
+    "cluster_data_parallel_size_local",
+    "cluster_api_address",
 )
-SETTING_DEFAULTS = {
-    "cluster_topology": "single",
-    "cluster_network": [],
-    "cluster_client_cidrs": [],
-    "cluster_monitoring_cidrs": [],
-    "cluster_admin_cidrs": [],
-    "cluster_extra_peer_cidrs": [],
-    "cluster_allow_mixed_families": False,
-    "cluster_ports": {},
-    "cluster_data_parallel_size": None,
-    "cluster_tensor_parallel_size": 1,
-    "cluster_pipeline_parallel_size": 1,
-    "cluster_kv_connector": "NixlConnector",
-    "cluster_kv_extra_config": {},
-    "cluster_extra_allowances": [],
-    "cluster_api_routes": list(_api_routes.DEFAULT_ALLOWED),
-    "cluster_api_accept_routes": [],
-}
+_OPTIONS = _role_options("cluster")
+CLUSTER_WIDE = tuple(n for n in _OPTIONS if n not in HOST_VARS and n != "cluster_group")
+SETTING_DEFAULTS = {n: _OPTIONS[n].get("default") for n in CLUSTER_WIDE}
+HOST_DEFAULTS = {n: _OPTIONS[n].get("default") for n in HOST_VARS}
 
 
 def port_exposure(plan, proto, port):
@@ -124,7 +114,8 @@ def compute_plans(hosts, settings):
             "put the GPU nodes into the group that cluster_group names",
         )
         raise PlanInvalid(problems)
-    cfg = {**SETTING_DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
+    cfg = copy.deepcopy(SETTING_DEFAULTS)
+    cfg.update({k: v for k, v in settings.items() if v is not None})
     _check_cluster_wide_agree(hosts, problems)
     topology = _topology(cfg, problems)
     raw_networks = cfg["cluster_network"]
@@ -381,7 +372,11 @@ def _node(name, hv, networks, topology, problems):
             else f"is not set; topology {topology} needs it",
             f"set cluster_node_role: {wanted} for this host",
         )
-    local = _int(hv.get("cluster_data_parallel_size_local", 1))
+    local = _int(
+        hv.get(
+            "cluster_data_parallel_size_local", HOST_DEFAULTS["cluster_data_parallel_size_local"]
+        )
+    )
     if local is None or local < 1:
         problems.add(
             name,

@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hardened.vllm.plugins.filter.cluster_plan import FilterModule
+from ansible_collections.hardened.vllm.plugins.plugin_utils import _api_routes
 from ansible_collections.hardened.vllm.plugins.plugin_utils._plan import (
     API_SOCKET,
     API_SOCKET_GROUP,
+    CLUSTER_WIDE,
+    HOST_DEFAULTS,
+    HOST_VARS,
+    SETTING_DEFAULTS,
 )
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "facts"
@@ -856,3 +863,73 @@ def test_filter_rejects_wrong_argument_types():
         cluster_plan(DP2, ["ghost"], {})
     with pytest.raises(AnsibleFilterError, match="host other is not in the cluster group"):
         cluster_plan(DP2, ["node1", "node2"], DP_SETTINGS, "other")
+
+
+# --- one schema: argument_specs, role defaults, role vars, filter docs, docs/plan.md --------
+
+COLLECTION = Path(__file__).parents[4]
+ROLE = COLLECTION / "roles" / "cluster"
+
+
+def _yaml(path):
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+SPEC = _yaml(ROLE / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+
+
+def _docs_tables():
+    """docs/plan.md's input tables: ``{variable: default cell}``, cluster-wide then per host."""
+    tables, current = [], None
+    for line in (COLLECTION / "docs" / "plan.md").read_text(encoding="utf-8").splitlines():
+        row = re.fullmatch(r"\| `(cluster_\w+)` \| ([^|]*) \|.*", line)
+        if row:
+            if current is None:
+                current = {}
+                tables.append(current)
+            current[row[1]] = row[2].strip()
+        elif current is not None and not line.startswith("|"):
+            current = None
+    return tables[0], tables[1]
+
+
+def _docs_default(cell):
+    """A cell that is one `literal` is that YAML value; prose (`derived from ...`) is None."""
+    literal = re.fullmatch(r"`([^`]*)`", cell)
+    return yaml.safe_load(literal[1]) if literal else None
+
+
+def test_the_plan_takes_its_setting_names_and_defaults_from_the_argument_specs():
+    assert set(CLUSTER_WIDE) | set(HOST_VARS) | {"cluster_group"} == set(SPEC)
+    assert {n: SPEC[n].get("default") for n in CLUSTER_WIDE} == SETTING_DEFAULTS
+    assert {n: SPEC[n].get("default") for n in HOST_VARS} == HOST_DEFAULTS
+    assert "cluster_kv_extra_config" in CLUSTER_WIDE
+    assert SETTING_DEFAULTS["cluster_api_routes"] == list(_api_routes.DEFAULT_ALLOWED)
+
+
+def test_role_defaults_hold_every_cluster_wide_setting_with_the_specs_default():
+    defaults = _yaml(ROLE / "defaults" / "main.yml")
+    assert defaults == {n: SPEC[n].get("default") for n in ("cluster_group", *CLUSTER_WIDE)}
+
+
+def test_role_vars_pass_every_cluster_wide_setting_to_the_filter_by_its_own_name():
+    settings = _yaml(ROLE / "vars" / "main.yml")["__cluster_settings"]
+    assert settings == {n: "{{ " + n + " }}" for n in CLUSTER_WIDE}
+
+
+def test_filter_docs_list_every_cluster_wide_setting_with_the_specs_type_and_default():
+    docs = _yaml(COLLECTION / "plugins" / "filter" / "cluster_plan.yml")["DOCUMENTATION"]
+    documented = docs["options"]["settings"]["suboptions"]
+    assert list(documented) == list(CLUSTER_WIDE)
+    for name, option in documented.items():
+        assert option.get("default") == SPEC[name].get("default"), name
+        assert option["type"] == SPEC[name]["type"], name
+        assert option.get("elements") == SPEC[name].get("elements"), name
+
+
+def test_docs_plan_md_lists_every_setting_in_its_scope_with_the_specs_default():
+    cluster_wide, per_host = _docs_tables()
+    assert list(cluster_wide) == ["cluster_group", *CLUSTER_WIDE]
+    assert list(per_host) == list(HOST_VARS)
+    for name, cell in {**cluster_wide, **per_host}.items():
+        assert _docs_default(cell) == SPEC[name].get("default"), (name, cell)
