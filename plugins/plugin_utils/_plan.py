@@ -164,19 +164,33 @@ def compute_plans(hosts, settings):
 
 
 def _check_cluster_wide_agree(hosts, problems):
+    """Every cluster-wide setting the same on every host; unset (or null) is the role default.
+
+    A value set in one host's host_vars only is compared with the others' defaults, which is
+    what those hosts would run with.
+    """
     for key in CLUSTER_WIDE:
+        default = _canonical(SETTING_DEFAULTS[key])
         seen = {}
         for name, hv in hosts.items():
-            if key in hv:
-                seen.setdefault(json.dumps(hv[key], sort_keys=True, default=str), []).append(name)
+            value = hv.get(key)
+            seen.setdefault(default if value is None else _canonical(value), []).append(name)
         if len(seen) > 1:
-            groups = "; ".join(f"{', '.join(h)}: {v}" for v, h in seen.items())
+            groups = "; ".join(
+                f"{', '.join(h)}: {v}" + (" (unset: the role default)" if v == default else "")
+                for v, h in seen.items()
+            )
             problems.add(
-                sorted(h for hs in seen.values() for h in hs)[0],
+                sorted(h for v, hs in seen.items() if v != default for h in hs)[0],
                 key,
                 f"differs between cluster hosts ({groups})",
-                "set it once for the whole cluster group, not per host",
+                "set it once for the whole cluster group (group_vars or the play), not in "
+                "host_vars; hosts that leave it unset use the role default",
             )
+
+
+def _canonical(value):
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _topology(cfg, problems):

@@ -834,11 +834,57 @@ def test_gateway_settings_must_agree_between_hosts():
         "c": host("10.0.0.13", cluster_host_ip="10.0.0.13", cluster_monitoring_cidrs=[]),
     }
     message = fails(hosts, "differs between cluster hosts")
-    # named on the first host (by name) of those that set it
+    # named on the first host (by name) of those that set it to something else than the default
     assert "- host a, variable cluster_api_routes: differs between cluster hosts" in message
     assert "- host b, variable cluster_monitoring_cidrs: differs between cluster hosts" in message
-    assert "Fix: set it once for the whole cluster group, not per host." in message
-    assert "cluster_api_accept_routes" not in message  # only b sets it: nothing to disagree
+    assert (
+        "Fix: set it once for the whole cluster group (group_vars or the play), not in "
+        "host_vars; hosts that leave it unset use the role default."
+    ) in message
+    # b sets it to the default, [], which is what a and c run with: nothing to disagree
+    assert "cluster_api_accept_routes" not in message
+
+
+def test_a_setting_in_one_hosts_host_vars_is_compared_with_the_others_default():
+    """The head alone on dp_rpc 29551, the workers on the default 29550: refused."""
+    hosts = {
+        "node1": host("10.0.0.11", cluster_node_role="head", cluster_ports={"dp_rpc": 29551}),
+        "node2": host("10.0.0.12", cluster_node_role="worker"),
+        "node3": host("10.0.0.13", cluster_node_role="worker"),
+    }
+    message = fails(hosts, "differs between cluster hosts", **DP_SETTINGS)
+    assert (
+        '- host node1, variable cluster_ports: differs between cluster hosts (node1: {"dp_rpc": '
+        "29551}; node2, node3: {} (unset: the role default))."
+    ) in message
+    assert "Fix: set it once for the whole cluster group (group_vars or the play), " in message
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ({"cluster_tensor_parallel_size": 2}, {}),
+        ({"cluster_kv_extra_config": {"proxy_ip": "10.0.0.5"}}, {}),
+        ({"cluster_allow_mixed_families": True}, {"cluster_allow_mixed_families": False}),
+        ({}, {"cluster_api_routes": ["/v1/models"]}),
+    ],
+    ids=["tp_one_host", "kv_extra_config_one_host", "explicit_default_differs", "routes"],
+)
+def test_every_cluster_wide_setting_is_compared_on_every_host(values):
+    hosts = {
+        "a": host("10.0.0.11", cluster_host_ip="10.0.0.11", **values[0]),
+        "b": host("10.0.0.12", cluster_host_ip="10.0.0.12", **values[1]),
+    }
+    fails(hosts, "differs between cluster hosts")
+
+
+def test_a_value_equal_to_the_default_agrees_with_hosts_that_leave_it_unset():
+    hosts = {
+        "a": host("10.0.0.11", cluster_host_ip="10.0.0.11", cluster_ports={}),
+        "b": host("10.0.0.12", cluster_host_ip="10.0.0.12", cluster_data_parallel_size=None),
+        "c": host("10.0.0.13", cluster_host_ip="10.0.0.13", cluster_tensor_parallel_size=1),
+    }
+    assert sorted(plan(hosts)) == ["a", "b", "c"]
 
 
 def test_every_problem_is_reported_at_once():
