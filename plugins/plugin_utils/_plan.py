@@ -131,9 +131,13 @@ def compute_plans(hosts, settings):
         cfg["cluster_extra_peer_cidrs"], "cluster_extra_peer_cidrs", None, problems
     )
 
+    cfg["cluster_tensor_parallel_size"], cfg["cluster_pipeline_parallel_size"] = _parallel_sizes(
+        cfg, problems
+    )
+    _check_kv_extra_config(cfg, topology, problems)
     nodes = {name: _node(name, hv, networks, topology, problems) for name, hv in hosts.items()}
     _check_unique_ips(nodes, problems)
-    _check_families(nodes, cfg["cluster_allow_mixed_families"], problems)
+    _check_families(nodes, _flag(cfg, "cluster_allow_mixed_families", problems), problems)
     layout = _layout(topology, nodes, cfg, problems) if topology else {}
     allowances = _allowances(
         cfg["cluster_extra_allowances"], ports, layout, nodes, extra_peers, problems
@@ -349,6 +353,65 @@ def _unvetted(path, kind):
         "(plugins/plugin_utils/_api_routes.py)",
         f"check the path; {accept} (unknown routes are not vetted for this vLLM version)",
     )
+
+
+PARALLEL = {
+    "cluster_tensor_parallel_size": "the GPUs each model layer is split over",
+    "cluster_pipeline_parallel_size": "the pipeline stages the model's layers are split into",
+}
+
+
+def _parallel_sizes(cfg, problems):
+    """(tensor, pipeline) parallel sizes as whole numbers of 1 or more; None where they are not."""
+    sizes = []
+    for key, what in PARALLEL.items():
+        number = _int(cfg[key])
+        if number is None or number < 1:
+            problems.add(
+                None,
+                key,
+                f"{cfg[key]!r} is not a whole number of 1 or more",
+                f"set it to the number of {what} (1 for none)",
+            )
+            number = None
+        sizes.append(number)
+    return tuple(sizes)
+
+
+def _flag(cfg, key, problems):
+    """A setting that must be a YAML boolean ("false" as a string would be true)."""
+    if isinstance(cfg[key], bool):
+        return cfg[key]
+    problems.add(
+        None,
+        key,
+        f"{cfg[key]!r} is not a boolean",
+        "write true or false without quotes (on the command line: -e '{\"" + key + "\": true}')",
+    )
+    return SETTING_DEFAULTS[key]
+
+
+def _check_kv_extra_config(cfg, topology, problems):
+    extra = cfg["cluster_kv_extra_config"]
+    if not isinstance(extra, Mapping) or not all(isinstance(k, str) for k in extra):
+        problems.add(
+            None,
+            "cluster_kv_extra_config",
+            f"must be a mapping with string keys, got {extra!r}",
+            "write it as key: value pairs, e.g. {proxy_ip: 10.0.0.5, proxy_port: 30001}",
+        )
+        cfg["cluster_kv_extra_config"] = {}
+    elif extra and (
+        topology != "disaggregated" or cfg["cluster_kv_connector"] != "P2pNcclConnector"
+    ):
+        problems.add(
+            None,
+            "cluster_kv_extra_config",
+            "is only read by the P2pNcclConnector of topology disaggregated, so it would be "
+            "ignored",
+            "remove it, or set cluster_topology: disaggregated and "
+            "cluster_kv_connector: P2pNcclConnector",
+        )
 
 
 def _int(value):
@@ -599,14 +662,12 @@ def _layout_dp(order, nodes, cfg, problems):
 
 
 def _layout_multi_node(order, cfg, problems):
-    tp = _int(cfg["cluster_tensor_parallel_size"]) or 0
-    pp = _int(cfg["cluster_pipeline_parallel_size"]) or 0
-    if tp < 1 or pp < 1 or (tp * pp) % len(order):
+    tp, pp = cfg["cluster_tensor_parallel_size"], cfg["cluster_pipeline_parallel_size"]
+    if tp and pp and (tp * pp) % len(order):  # None: _parallel_sizes said why
         problems.add(
             None,
             "cluster_tensor_parallel_size",
-            f"tensor ({cfg['cluster_tensor_parallel_size']}) x pipeline "
-            f"({cfg['cluster_pipeline_parallel_size']}) parallel size does not split "
+            f"tensor ({tp}) x pipeline ({pp}) parallel size does not split "
             f"evenly over {len(order)} nodes",
             "choose sizes whose product is a multiple of the number of nodes",
         )

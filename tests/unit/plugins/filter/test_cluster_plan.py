@@ -821,6 +821,134 @@ def test_gateway_settings_are_refused_with_host_variable_and_fix(settings, varia
     assert "no host was changed" in message
 
 
+TP_FIX = "set it to the number of the GPUs each model layer is split over (1 for none)"
+PP_FIX = (
+    "set it to the number of the pipeline stages the model's layers are split into (1 for none)"
+)
+PD = {
+    "p": host("10.0.0.11", cluster_node_role="prefill"),
+    "d": host("10.0.0.12", cluster_node_role="decode"),
+}
+MULTI = {
+    "a": host("10.0.0.11", cluster_node_role="head"),
+    "b": host("10.0.0.12", cluster_node_role="worker"),
+}
+# (id, hosts, settings, the whole problem line after "- ")
+SETTING_ERRORS = [
+    (
+        "tp_zero_single",
+        ONE,
+        {"cluster_tensor_parallel_size": 0},
+        "cluster (all hosts), variable cluster_tensor_parallel_size: 0 is not a whole number "
+        f"of 1 or more. Fix: {TP_FIX}.",
+    ),
+    (
+        "tp_negative_data_parallel",
+        DP2,
+        {**DP_SETTINGS, "cluster_tensor_parallel_size": -2},
+        "cluster (all hosts), variable cluster_tensor_parallel_size: -2 is not a whole number "
+        f"of 1 or more. Fix: {TP_FIX}.",
+    ),
+    (
+        "tp_fraction",
+        ONE,
+        {"cluster_tensor_parallel_size": 2.5},
+        "cluster (all hosts), variable cluster_tensor_parallel_size: 2.5 is not a whole number "
+        f"of 1 or more. Fix: {TP_FIX}.",
+    ),
+    (
+        "tp_word",
+        ONE,
+        {"cluster_tensor_parallel_size": "two"},
+        "cluster (all hosts), variable cluster_tensor_parallel_size: 'two' is not a whole "
+        f"number of 1 or more. Fix: {TP_FIX}.",
+    ),
+    (
+        "tp_boolean",
+        ONE,
+        {"cluster_tensor_parallel_size": True},
+        "cluster (all hosts), variable cluster_tensor_parallel_size: True is not a whole number "
+        f"of 1 or more. Fix: {TP_FIX}.",
+    ),
+    (
+        "tp_zero_multi_node",
+        MULTI,
+        {**DP_SETTINGS, "cluster_topology": "multi_node", "cluster_tensor_parallel_size": 0},
+        "cluster (all hosts), variable cluster_tensor_parallel_size: 0 is not a whole number "
+        f"of 1 or more. Fix: {TP_FIX}.",
+    ),
+    (
+        "pp_zero_disaggregated",
+        PD,
+        {
+            "cluster_topology": "disaggregated",
+            "cluster_network": ["10.0.0.0/24"],
+            "cluster_pipeline_parallel_size": 0,
+        },
+        "cluster (all hosts), variable cluster_pipeline_parallel_size: 0 is not a whole number "
+        f"of 1 or more. Fix: {PP_FIX}.",
+    ),
+    (
+        "pp_negative_string",
+        ONE,
+        {"cluster_pipeline_parallel_size": "-1"},
+        "cluster (all hosts), variable cluster_pipeline_parallel_size: '-1' is not a whole "
+        f"number of 1 or more. Fix: {PP_FIX}.",
+    ),
+    (
+        "mixed_families_string",
+        ONE,
+        {"cluster_allow_mixed_families": "false"},
+        "cluster (all hosts), variable cluster_allow_mixed_families: 'false' is not a boolean. "
+        "Fix: write true or false without quotes (on the command line: "
+        """-e '{"cluster_allow_mixed_families": true}').""",
+    ),
+    (
+        "kv_extra_config_list",
+        PD,
+        {
+            "cluster_topology": "disaggregated",
+            "cluster_network": ["10.0.0.0/24"],
+            "cluster_kv_connector": "P2pNcclConnector",
+            "cluster_kv_extra_config": ["proxy"],
+        },
+        "cluster (all hosts), variable cluster_kv_extra_config: must be a mapping with string "
+        "keys, got ['proxy']. Fix: write it as key: value pairs, e.g. "
+        "{proxy_ip: 10.0.0.5, proxy_port: 30001}.",
+    ),
+    (
+        "kv_extra_config_ignored_by_nixl",
+        PD,
+        {
+            "cluster_topology": "disaggregated",
+            "cluster_network": ["10.0.0.0/24"],
+            "cluster_kv_extra_config": {"proxy_ip": "10.0.0.5"},
+        },
+        "cluster (all hosts), variable cluster_kv_extra_config: is only read by the "
+        "P2pNcclConnector of topology disaggregated, so it would be ignored. Fix: remove it, or "
+        "set cluster_topology: disaggregated and cluster_kv_connector: P2pNcclConnector.",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("hosts", "settings", "line"),
+    [e[1:] for e in SETTING_ERRORS],
+    ids=[e[0] for e in SETTING_ERRORS],
+)
+def test_settings_are_refused_with_the_whole_message(hosts, settings, line):
+    message = fails(hosts, r"problem\(s\) in the cluster inventory", **settings)
+    assert f"- {line}" in message.splitlines(), message
+
+
+@pytest.mark.parametrize("size", [1, 4, "2"])
+def test_parallel_sizes_reach_vllm_as_whole_numbers(size):
+    p = plan(ONE, "a", cluster_tensor_parallel_size=size, cluster_pipeline_parallel_size=size)
+    args = p["vllm"]["args"]
+    assert args[args.index("--tensor-parallel-size") + 1] == str(int(size))
+    assert args[args.index("--pipeline-parallel-size") + 1] == str(int(size))
+
+
 def test_gateway_settings_must_agree_between_hosts():
     hosts = {
         "a": host("10.0.0.11", cluster_host_ip="10.0.0.11", cluster_api_routes=["/v1/models"]),
