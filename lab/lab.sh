@@ -4,12 +4,20 @@
 #   lab/lab.sh up [ARGS...]   bring the lab up (running containers are reused, stopped ones
 #                             started), write .lab/inventory.yml and run
 #                             ansible-playbook -i .lab/inventory.yml playbooks/site.yml ARGS
+#   lab/lab.sh query [PROMPT] a completion from lab-client through the gateway (https, the
+#                             lab's CA pinned, the lab-client key)
 #   lab/lab.sh destroy        remove the lab's containers, network, inventory, known_hosts
+#                             (keys and the CA in .lab/ stay; remove .lab/ to forget them)
 #
-# lab-node1 (head) and lab-node2 (worker) form a data-parallel vllm_cluster, lab-client is
-# the only API client (cluster_client_cidrs), lab-outsider is nobody. The test SSH key is
-# authorized for root (lab/node.sh). `make lab` and `make lab-destroy` call this, after
-# `make image` and `make link`. Only the names below are ever touched.
+# lab-node1 (head) and lab-node2 (worker) form a data-parallel vllm_cluster; vLLM's API is a
+# unix socket on lab-node1, in front of it the gateway (nginx, TLS) on lab-node1:8000.
+# lab-client is the only API client (cluster_client_cidrs), this host the only monitoring
+# source (cluster_monitoring_cidrs: /health and /metrics without a key), lab-outsider nobody.
+# Secrets, made once in .lab/ (0600): api-key (vLLM's own key, which only the gateway sends),
+# gateway-keys/NAME (one gateway key per file: lab-client, bench; add or remove a file and
+# rerun to rotate), gateway-ca/ (the private CA; clients pin gateway-ca/ca.pem).
+# The test SSH key is authorized for root (lab/node.sh). `make lab` and `make lab-destroy`
+# call this, after `make image` and `make link`. Only the names below are ever touched.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,9 +42,31 @@ subnet6=fd86:6c61:6200:70::/64
 image=${HV_IMAGE:-localhost/hardened-vllm-node:bookworm}
 inventory=$repo/.lab/inventory.yml
 known_hosts=$repo/.lab/known_hosts
+keys_dir=$repo/.lab/gateway-keys
+ca_dir=$repo/.lab/gateway-ca
 
 die() { echo "lab/lab.sh: $*" >&2; exit 1; }
 addr() { "$here/node.sh" ip "$1" "$network" "${2:-4}"; }
+# This host's address on the lab network (podman's bridge), IPv4 or IPv6.
+host_addr() {
+  podman network inspect "$network" --format '{{range .Subnets}}{{.Gateway}} {{end}}' |
+    tr ' ' '\n' | if [ "${1:-4}" = 4 ]; then grep -m1 '\.'; else grep -m1 ':'; fi
+}
+# A random key (43 characters of [A-Za-z0-9_-]) in FILE, made once, readable by root only.
+make_key() {
+  [ -s "$1" ] ||
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$1")
+}
+# gateway_keys as JSON (valid YAML): one {name, key} per file of .lab/gateway-keys, the
+# lab-client key first (the gateway role checks itself with the first key).
+gateway_keys() {
+  python3 - "$keys_dir" <<'PY'
+import json, pathlib, sys
+files = sorted(pathlib.Path(sys.argv[1]).iterdir(), key=lambda p: (p.name != "lab-client", p.name))
+print(json.dumps([{"name": p.name, "key": p.read_text().strip()}
+                  for p in files if p.is_file() and not p.name.startswith(".")]))
+PY
+}
 
 # Create, start or reuse each container; print the names of those created.
 start_containers() {
@@ -73,6 +103,8 @@ hosts_of() {
 
 write_inventory() {
   local key=$1
+  # It holds the keys: root only.
+  rm -f "$inventory.new" && (umask 077 && : >"$inventory.new")
   cat >"$inventory.new" <<EOF
 ---
 # Written by lab/lab.sh up (make lab), removed by make lab-destroy. Edits are overwritten.
@@ -108,8 +140,19 @@ all:
         vllm_extra_env:
           VLLM_CPU_KVCACHE_SPACE: "1"
         vllm_limit_nofile: 20000
-        # The lab's own key (.lab/api-key, made once). In production: a vaulted variable.
+        # vLLM's own key (.lab/api-key, made once): only the gateway sends it, on the socket.
+        # In production: a vaulted variable, like the gateway keys.
         vllm_api_key: "$(cat "$repo/.lab/api-key")"
+        # The gateway: client keys from .lab/gateway-keys/, the private CA in .lab/gateway-ca/,
+        # /health and /metrics without a key for this host only (a Prometheus would sit here).
+        gateway_keys: $(gateway_keys)
+        gateway_tls_ca_dir: $ca_dir
+        cluster_monitoring_cidrs: ["$(host_addr)/32", "$(host_addr 6)/128"]
+        # bench/gateway drives one key at concurrency 64: above the role's per-key defaults
+        # (20/s, burst 40, 16 in flight), which would answer it 429. Lower them to try the limits.
+        gateway_rate: 500
+        gateway_burst: 500
+        gateway_concurrency: 128
       hosts:
 $(hosts_of vllm_cluster)
     clients:
@@ -136,10 +179,17 @@ access() {
   ssh:        ssh -i $key -o UserKnownHostsFile=$known_hosts root@$(addr lab-node1)
               (or: lab/node.sh ssh lab-node1)
   ansible:    ansible -i $inventory all -m ansible.builtin.ping
-  query vLLM: bash lab/lab.sh query 'hello'   (from lab-client, with the key in .lab/api-key;
-              API http://$(addr lab-node1):8000/v1, model tiny-llama, DP=2 over lab-node1+2)
-  exposure:   $repo/.lab/exposure-report/exposure-matrix.txt (and exposure.json), written by
-              the verify role at the end of site.yml
+  API:        https://$(addr lab-node1):8000/v1 (the gateway; model tiny-llama, DP=2 over
+              lab-node1+2), for lab-client only, a key of $keys_dir/ required,
+              TLS verified with $ca_dir/ca.pem
+  query:      bash lab/lab.sh query 'hello'   (from lab-client, with the lab-client key)
+  monitoring: curl --cacert $ca_dir/ca.pem https://$(addr lab-node1):8000/metrics
+              (no key; from this host only)
+  vLLM:       unix:/run/hardened-vllm/api.sock on lab-node1, no network listener
+  benchmark:  bash bench/gateway/run.sh lab   (direct to the socket vs through the gateway)
+  reports:    $repo/.lab/exposure-report/: exposure-matrix.txt (who reaches which port),
+              http-matrix.txt (each route x vantage, with and without keys), exposure.json;
+              written by the verify role at the end of site.yml
   tear down:  make lab-destroy
 EOF
 }
@@ -151,9 +201,10 @@ up() {
     die "hardened.vllm is not linked into $ANSIBLE_COLLECTIONS_PATH: run make link"
   key=$("$here/node.sh" key)
   mkdir -p "$repo/.lab"
-  if [ ! -s "$repo/.lab/api-key" ]; then
-    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$repo/.lab/api-key")
-  fi
+  install -d -m 0700 "$keys_dir"
+  make_key "$repo/.lab/api-key"
+  make_key "$keys_dir/lab-client"
+  make_key "$keys_dir/bench"
   "$repo/lab/model/build.sh" >/dev/null  # the tiny model the lab serves (.cache/model)
   if ! podman network exists "$network"; then
     podman network create --ipv6 --subnet "$subnet4" --subnet "$subnet6" "$network" >/dev/null
@@ -194,28 +245,40 @@ destroy() {
     echo "removed network $network"
   fi
   rm -f "$inventory" "$known_hosts"
-  echo "lab removed"
+  echo "lab removed (kept in $repo/.lab: api-key, gateway-keys/, gateway-ca/, exposure-report/)"
 }
 
-# Ask the lab's vLLM for a completion from lab-client, through the firewall, with the key.
+# Ask the lab's vLLM for a completion from lab-client, through the firewall and the gateway:
+# https with the lab's CA pinned, the lab-client key. Key and CA go on stdin, not argv.
 query() {
   local prompt=${1:-hello}
-  podman exec -i lab-client python3 - "$(addr lab-node1)" "$(cat "$repo/.lab/api-key")" \
-    "$prompt" <<'PY'
-import json, sys, urllib.request
-head, key, prompt = sys.argv[1:4]
+  if [ ! -s "$keys_dir/lab-client" ] || [ ! -s "$ca_dir/ca.pem" ]; then
+    die "no gateway key or CA in $repo/.lab: run make lab"
+  fi
+  python3 -c 'import json, sys; print(json.dumps({"key": open(sys.argv[1]).read().strip(),
+                                                  "ca": open(sys.argv[2]).read()}))' \
+    "$keys_dir/lab-client" "$ca_dir/ca.pem" |
+    podman exec -i lab-client python3 -c '
+import json, ssl, sys, urllib.error, urllib.request
+head, prompt = sys.argv[1:3]
+given = json.load(sys.stdin)
+tls = ssl.create_default_context(cadata=given["ca"])  # the lab CA only; names the IP
 body = json.dumps({"model": "tiny-llama", "prompt": prompt, "max_tokens": 8}).encode()
 request = urllib.request.Request(
-    f"http://{head}:8000/v1/completions", data=body,
-    headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-with urllib.request.urlopen(request, timeout=60) as answer:
-    print(json.dumps(json.load(answer), indent=1))
-PY
+    f"https://{head}:8000/v1/completions", data=body,
+    headers={"Authorization": "Bearer " + given["key"], "Content-Type": "application/json"})
+try:
+    with urllib.request.urlopen(request, timeout=60, context=tls) as answer:
+        print(json.dumps(json.load(answer), indent=1))
+except urllib.error.HTTPError as error:
+    detail = error.read().decode(errors="replace").strip()
+    sys.exit(f"the gateway answered {error.code}: {detail}")
+' "$(addr lab-node1)" "$prompt"
 }
 
 case ${1:-} in
   up) shift; up "$@" ;;
   destroy) destroy ;;
   query) shift; query "$@" ;;
-  *) sed -n '3,7s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+  *) sed -n '3,10s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
 esac
