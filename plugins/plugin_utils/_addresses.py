@@ -36,6 +36,11 @@ def parse_address(value, variable, host, problems):
 
 def parse_cidrs(values, variable, host, problems):
     """A list of networks; a bare address counts as a host network (/32, /128)."""
+    return [net for _index, net in indexed_cidrs(values, variable, host, problems)]
+
+
+def indexed_cidrs(values, variable, host, problems):
+    """Like parse_cidrs, as ``(index in the list, network)`` pairs for messages per entry."""
     if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
         problems.add(
             host,
@@ -64,8 +69,32 @@ def parse_cidrs(values, variable, host, problems):
                 f"write the network address, {net.cidr}",
             )
             continue
-        result.append(net)
+        result.append((index, net))
     return result
+
+
+# The widest network that may stand for one audience without an acknowledgement: an IPv4 /8 is
+# the largest private block (10.0.0.0/8); an IPv6 /16 is wider than any single site or provider
+# allocation (a site's ULA prefix is a /48; fd00::/8 is every site's ULA).
+WIDEST_PREFIX = {4: 8, 6: 16}
+
+
+def too_wide(net):
+    """Whether a network is wider than WIDEST_PREFIX for its family (every /0 is)."""
+    return net.prefixlen < WIDEST_PREFIX[net.version]
+
+
+def width(net):
+    """'every IPv4 address' for a /0, else 'wider than /8': the words for a too-wide network."""
+    if net.prefixlen == 0:
+        return f"every IPv{net.version} address"
+    return f"wider than /{WIDEST_PREFIX[net.version]}"
+
+
+def covered_families(networks):
+    """The families (4, 6) whose every address the networks cover together."""
+    merged = netaddr.IPSet(networks)
+    return [v for v, world in ((4, "0.0.0.0/0"), (6, "::/0")) if netaddr.IPNetwork(world) in merged]
 
 
 def host_network(ip):

@@ -19,13 +19,17 @@ import yaml
 
 from ansible_collections.hardened.vllm.plugins.plugin_utils import _api_routes
 from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import (
+    WIDEST_PREFIX,
     Problems,
+    covered_families,
     host_addresses,
     host_network,
-    netaddr,
+    indexed_cidrs,
     parse_address,
     parse_cidrs,
     split_families,
+    too_wide,
+    width,
 )
 
 SCHEMA_VERSION = 1
@@ -53,6 +57,26 @@ API_SOCKET = "/run/hardened-vllm/api.sock"
 API_SOCKET_GROUP = "vllm-api"
 # What a path in cluster_api_routes may consist of (the gateway matches it exactly).
 _ROUTE_PATH = re.compile(r"/[A-Za-z0-9/_.-]*")
+# Linux's default net.ipv4.ip_local_port_range: ports the kernel hands to any socket bound to
+# port 0, which is where NCCL, gloo, the TCPStore and ZMQ listen (the plan does not read the
+# hosts' sysctl; keep the range at its default or move fixed services below it).
+EPHEMERAL_PORTS = (32768, 60999)
+# What cluster_accept_risks may acknowledge, one name per class of danger. world_*: wider than
+# WIDEST_PREFIX, everyone included; wide_*: wider than WIDEST_PREFIX, but never everyone (peers
+# and monitoring get in without a key, so every address is refused outright).
+ACCEPTABLE_RISKS = {
+    "world_clients": "cluster_client_cidrs wider than /8 (IPv4) or /16 (IPv6), 0.0.0.0/0 and "
+    "::/0 included: they reach the API port (the gateway asks for a key)",
+    "world_admins": "cluster_admin_cidrs that wide, everyone included: they reach SSH",
+    "world_allowance": "cluster_extra_allowances[].from that wide, everyone included (never on "
+    "internal ports)",
+    "wide_peers": "cluster_extra_peer_cidrs that wide, never everyone: peers reach every port",
+    "wide_monitoring": "cluster_monitoring_cidrs that wide, never everyone: /health and "
+    "/metrics without a key",
+    "ephemeral_ports": "an extra allowance, cluster_ports.api or cluster_ports.ssh inside the "
+    "ephemeral port range 32768-60999, open to non-peers",
+    "ssh_allowance": "an extra allowance on the SSH port from outside cluster_admin_cidrs",
+}
 
 
 def _role_options(role):
@@ -122,14 +146,28 @@ def compute_plans(hosts, settings):
     if isinstance(raw_networks, str):
         raw_networks = [raw_networks] if raw_networks.strip() else []
     networks = parse_cidrs(raw_networks, "cluster_network", None, problems)
+    acks = _Acks(cfg["cluster_accept_risks"], problems)
     ports = _ports(cfg["cluster_ports"], problems)
-    clients = parse_cidrs(cfg["cluster_client_cidrs"], "cluster_client_cidrs", None, problems)
-    monitoring = _monitoring(cfg["cluster_monitoring_cidrs"], problems)
-    routes = _routes(cfg["cluster_api_routes"], cfg["cluster_api_accept_routes"], problems)
-    admins = parse_cidrs(cfg["cluster_admin_cidrs"], "cluster_admin_cidrs", None, problems)
-    extra_peers = parse_cidrs(
-        cfg["cluster_extra_peer_cidrs"], "cluster_extra_peer_cidrs", None, problems
+    _check_ephemeral_ports(ports, acks)
+    clients = _audience(
+        cfg["cluster_client_cidrs"],
+        "cluster_client_cidrs",
+        ("world_clients", "reach the API port (the gateway asks for a key)"),
+        "list only the clients' own networks",
+        problems,
+        acks,
     )
+    monitoring = _monitoring(cfg["cluster_monitoring_cidrs"], problems, acks)
+    routes = _routes(cfg["cluster_api_routes"], cfg["cluster_api_accept_routes"], problems)
+    admins = _audience(
+        cfg["cluster_admin_cidrs"],
+        "cluster_admin_cidrs",
+        ("world_admins", "reach SSH on every node"),
+        "list only the admins' own networks or bastion hosts",
+        problems,
+        acks,
+    )
+    extra_peers = _extra_peers(cfg["cluster_extra_peer_cidrs"], problems, acks)
 
     cfg["cluster_tensor_parallel_size"], cfg["cluster_pipeline_parallel_size"] = _parallel_sizes(
         cfg, problems
@@ -140,8 +178,15 @@ def compute_plans(hosts, settings):
     _check_families(nodes, _flag(cfg, "cluster_allow_mixed_families", problems), problems)
     layout = _layout(topology, nodes, cfg, problems) if topology else {}
     allowances = _allowances(
-        cfg["cluster_extra_allowances"], ports, layout, nodes, extra_peers, problems
+        cfg["cluster_extra_allowances"],
+        ports,
+        layout,
+        nodes,
+        {"peers": extra_peers, "admins": admins},
+        problems,
+        acks,
     )
+    acks.check_stale()
     if problems:
         raise PlanInvalid(problems)
 
@@ -260,23 +305,164 @@ def _ports(overrides, problems):
     return ports
 
 
-def _monitoring(raw, problems):
-    """cluster_monitoring_cidrs: like client CIDRs, but never everyone (it needs no key)."""
-    networks = parse_cidrs(raw, "cluster_monitoring_cidrs", None, problems)
-    if isinstance(raw, (list, tuple)):
-        for index, value in enumerate(raw):
-            try:
-                everyone = netaddr.IPNetwork(str(value).strip()).prefixlen == 0
-            except (netaddr.AddrFormatError, ValueError, TypeError):
-                continue  # parse_cidrs said so
-            if everyone:
-                problems.add(
+class _Acks:
+    """cluster_accept_risks: the named risks acknowledged, and the ones the inventory takes."""
+
+    def __init__(self, raw, problems):
+        self.problems, self.listed, self.taken, self.undecided = problems, [], set(), set()
+        if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
+            problems.add(
+                None,
+                "cluster_accept_risks",
+                f"must be a list of risk names, got {raw!r}",
+                "write a YAML list such as [world_clients]",
+            )
+            raw = []
+        for index, name in enumerate(raw):
+            if name in ACCEPTABLE_RISKS:
+                self.listed.append((index, name))
+                continue
+            problems.add(
+                None,
+                f"cluster_accept_risks[{index}]",
+                f"{name!r} is not a risk the plan knows",
+                f"use only {', '.join(ACCEPTABLE_RISKS)} (docs/plan.md says what each accepts)",
+            )
+
+    def need(self, risk, variable, message, fix):
+        """The inventory takes ``risk`` here: a problem unless cluster_accept_risks names it."""
+        self.taken.add(risk)
+        if risk not in {name for _index, name in self.listed}:
+            self.problems.add(
+                None,
+                variable,
+                message,
+                f"{fix}, or acknowledge the risk with cluster_accept_risks: [{risk}]",
+            )
+
+    def undecided_for(self, *risks):
+        """Another problem hides whether the inventory takes these risks: none is stale yet."""
+        self.undecided.update(risks)
+
+    def check_stale(self):
+        for index, name in self.listed:
+            if name not in self.taken | self.undecided:
+                self.problems.add(
                     None,
-                    f"cluster_monitoring_cidrs[{index}]",
-                    f"{value} lets every address read /health and /metrics",
-                    "monitoring reads server metrics without a key: name your scrapers' networks",
+                    f"cluster_accept_risks[{index}]",
+                    f"acknowledges {name}, but nothing in the inventory takes that risk",
+                    "remove the stale acknowledgement",
                 )
-    return [n for n in networks if n.prefixlen]
+
+
+BOUND = f"at most /{WIDEST_PREFIX[4]} for IPv4, /{WIDEST_PREFIX[6]} for IPv6"
+
+
+def _audience(raw, variable, risk, fix, problems, acks):
+    """An audience's CIDRs; each one wider than WIDEST_PREFIX needs its acknowledgement."""
+    name, what = risk
+    indexed = indexed_cidrs(raw, variable, None, problems)
+    for index, net in indexed:
+        if too_wide(net):
+            acks.need(
+                name,
+                f"{variable}[{index}]",
+                f"lets {net} ({width(net)}) {what}",
+                f"{fix} ({BOUND})",
+            )
+    return [net for _index, net in indexed]
+
+
+def _everyone(variable, indexed, what, fix, problems):
+    """Refuse, with no acknowledgement possible, CIDRs that cover every address of a family:
+    one /0 entry ("<net> <what[0]>"), or entries that do together ("...every IPv4 address,
+    <what[1]>"). Returns the networks without the /0 entries."""
+    whole = set()
+    for index, net in indexed:
+        if net.prefixlen == 0:
+            whole.add(net.version)
+            problems.add(None, f"{variable}[{index}]", f"{net} {what[0]}", fix)
+    for version in covered_families([net for _index, net in indexed]):
+        if version not in whole:
+            problems.add(
+                None,
+                variable,
+                f"together its entries cover every IPv{version} address, {what[1]}",
+                fix,
+            )
+    return [net for _index, net in indexed if net.prefixlen]
+
+
+def _monitoring(raw, problems, acks):
+    """cluster_monitoring_cidrs: like client CIDRs, but never everyone (it needs no key)."""
+    indexed = indexed_cidrs(raw, "cluster_monitoring_cidrs", None, problems)
+    fix = "monitoring reads server metrics without a key: name your scrapers' networks"
+    what = (
+        "lets every address read /health and /metrics",
+        "so every address could read /health and /metrics",
+    )
+    for index, net in indexed:
+        if net.prefixlen and too_wide(net):
+            acks.need(
+                "wide_monitoring",
+                f"cluster_monitoring_cidrs[{index}]",
+                f"lets {net} ({width(net)}) read /health and /metrics without a key",
+                f"name your scrapers' networks ({BOUND})",
+            )
+    return _everyone("cluster_monitoring_cidrs", indexed, what, fix, problems)
+
+
+def _extra_peers(raw, problems, acks):
+    """cluster_extra_peer_cidrs: trusted on every port, so never everyone; wide ones need an ack."""
+    indexed = indexed_cidrs(raw, "cluster_extra_peer_cidrs", None, problems)
+    unauthenticated = "trusted on every port, where vLLM's traffic has no authentication"
+    fix = "list only the hosts outside the inventory that take part in the cluster traffic"
+    for index, net in indexed:
+        if net.prefixlen and too_wide(net):
+            acks.need(
+                "wide_peers",
+                f"cluster_extra_peer_cidrs[{index}]",
+                f"makes {net} ({width(net)}) cluster peers, {unauthenticated}",
+                f"{fix} ({BOUND})",
+            )
+    return _everyone(
+        "cluster_extra_peer_cidrs",
+        indexed,
+        (
+            f"would make every address a cluster peer, {unauthenticated}",
+            f"so every address would be a cluster peer, {unauthenticated}",
+        ),
+        f"{fix} (a KV proxy, a router); no acknowledgement makes everyone a peer",
+        problems,
+    )
+
+
+def _in_ephemeral_range(port):
+    return EPHEMERAL_PORTS[0] <= port <= EPHEMERAL_PORTS[1]
+
+
+EPHEMERAL = (
+    f"lies in the kernel's ephemeral port range {EPHEMERAL_PORTS[0]}-{EPHEMERAL_PORTS[1]}, where "
+    "NCCL, gloo, the TCPStore and ZMQ listen on ports the kernel picks"
+)
+EPHEMERAL_FIX = (
+    f"use a port outside {EPHEMERAL_PORTS[0]}-{EPHEMERAL_PORTS[1]} (or below the hosts' "
+    "net.ipv4.ip_local_port_range)"
+)
+
+
+def _check_ephemeral_ports(ports, acks):
+    """The API and SSH ports are open to non-peers; inside the ephemeral range a vLLM socket
+    may be given that port while the gateway or sshd is down, and clients or admins reach it."""
+    for key, who, service in (("api", "clients", "the gateway"), ("ssh", "admins", "sshd")):
+        if _in_ephemeral_range(ports[key]):
+            acks.need(
+                "ephemeral_ports",
+                f"cluster_ports.{key}",
+                f"{ports[key]} {EPHEMERAL}; {who} would reach whichever of them gets this port "
+                f"while {service} does not hold it",
+                EPHEMERAL_FIX,
+            )
 
 
 def _path_list(raw, variable, problems):
@@ -683,7 +869,7 @@ def _layout_multi_node(order, cfg, problems):
     }
 
 
-def _allowances(raw, ports, layout, nodes, extra_peers, problems):
+def _allowances(raw, ports, layout, nodes, audiences, problems, acks):
     """Validate cluster_extra_allowances; internal ports never open to non-peers."""
     if not isinstance(raw, list):
         problems.add(
@@ -696,6 +882,7 @@ def _allowances(raw, ports, layout, nodes, extra_peers, problems):
     internal = {ports[k] for lay in layout.values() for k in lay["internal"]}
     internal |= {ports[k] for k in ("dp_rpc", "master", "kv", "nixl")}
     peer_cidrs = [host_network(n["ip"]) for n in nodes.values() if n["ip"] is not None]
+    trusted = peer_cidrs + list(audiences["peers"])
     result = []
     for index, item in enumerate(raw):
         where = f"cluster_extra_allowances[{index}]"
@@ -706,7 +893,10 @@ def _allowances(raw, ports, layout, nodes, extra_peers, problems):
                 f"{item!r} lacks port or from",
                 "write {name: ..., port: 9400, proto: tcp, from: [CIDR, ...]}",
             )
+            acks.undecided_for("world_allowance", "ephemeral_ports", "ssh_allowance")
             continue
+        sources = indexed_cidrs(item["from"], f"{where}.from", None, problems)
+        nets = [net for _index, net in sources]
         port, proto = _int(item["port"]), item.get("proto", "tcp")
         if port is None or not 1 <= port <= 65535:
             problems.add(
@@ -715,22 +905,65 @@ def _allowances(raw, ports, layout, nodes, extra_peers, problems):
                 f"{item['port']!r} is not a port number",
                 "use a whole number from 1 to 65535",
             )
+            acks.undecided_for("world_allowance", "ephemeral_ports", "ssh_allowance")
             continue
         if proto not in ("tcp", "udp"):
             problems.add(None, f"{where}.proto", f"{proto!r} is not tcp or udp", "use tcp or udp")
+            acks.undecided_for("world_allowance", "ephemeral_ports", "ssh_allowance")
             continue
-        sources = parse_cidrs(item["from"], f"{where}.from", None, problems)
         if port in internal and proto == "tcp":
-            _check_internal_opening(where, port, sources, peer_cidrs, extra_peers, problems)
+            _check_internal_opening(where, port, nets, peer_cidrs, audiences["peers"], problems)
+        else:
+            opening = (where, port, proto)
+            _check_opening(opening, sources, ports, trusted, audiences["admins"], acks)
         result.append(
             {
                 "name": str(item.get("name") or f"extra-{proto}-{port}"),
                 "proto": proto,
                 "port": port,
-                "from": sources,
+                "from": nets,
             }
         )
     return result
+
+
+def _check_opening(opening, sources, ports, trusted, admins, acks):
+    """An allowance on a port that is not internal: too-wide sources, SSH past the admins, and
+    ports in the ephemeral range for anyone who is not a peer, each need an acknowledgement."""
+    where, port, proto = opening
+    for index, net in sources:
+        if too_wide(net):
+            acks.need(
+                "world_allowance",
+                f"{where}.from[{index}]",
+                f"lets {net} ({width(net)}) reach port {port}/{proto}",
+                f"list only the networks that need this port ({BOUND})",
+            )
+    nets = [net for _index, net in sources]
+    if proto == "tcp" and port == ports["ssh"]:
+        outside = [n for n in nets if not any(n in a for a in admins)]
+        if outside:
+            acks.need(
+                "ssh_allowance",
+                f"{where}.port",
+                f"opens SSH (port {port}) to {', '.join(map(str, outside))}, outside "
+                + (
+                    "cluster_admin_cidrs"
+                    if admins
+                    else "cluster_admin_cidrs (empty: the firewall admits only the controller)"
+                ),
+                "remove the allowance and add those networks to cluster_admin_cidrs",
+            )
+    if _in_ephemeral_range(port):
+        outside = [n for n in nets if not any(n in t for t in trusted)]
+        if outside:
+            acks.need(
+                "ephemeral_ports",
+                f"{where}.port",
+                f"{port} {EPHEMERAL}; {', '.join(map(str, outside))} would reach whichever of "
+                "them gets this port",
+                EPHEMERAL_FIX,
+            )
 
 
 def _check_internal_opening(where, port, sources, peer_cidrs, extra_peers, problems):

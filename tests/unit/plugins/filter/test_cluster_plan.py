@@ -16,6 +16,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.hardened.vllm.plugins.filter.cluster_plan import FilterModule
 from ansible_collections.hardened.vllm.plugins.plugin_utils import _api_routes
 from ansible_collections.hardened.vllm.plugins.plugin_utils._plan import (
+    ACCEPTABLE_RISKS,
     API_SOCKET,
     API_SOCKET_GROUP,
     CLUSTER_WIDE,
@@ -947,6 +948,297 @@ def test_parallel_sizes_reach_vllm_as_whole_numbers(size):
     args = p["vllm"]["args"]
     assert args[args.index("--tensor-parallel-size") + 1] == str(int(size))
     assert args[args.index("--pipeline-parallel-size") + 1] == str(int(size))
+
+
+BOUND = "at most /8 for IPv4, /16 for IPv6"
+EPHEMERAL = (
+    "lies in the kernel's ephemeral port range 32768-60999, where NCCL, gloo, the TCPStore and "
+    "ZMQ listen on ports the kernel picks"
+)
+EPHEMERAL_FIX = "use a port outside 32768-60999 (or below the hosts' net.ipv4.ip_local_port_range)"
+# (id, hosts, settings, the problem line without its acknowledgement, the risks that accept it)
+RISKY = [
+    (
+        "clients_everyone_v4",
+        ONE,
+        {"cluster_client_cidrs": ["0.0.0.0/0"]},
+        "cluster_client_cidrs[0]: lets 0.0.0.0/0 (every IPv4 address) reach the API port (the "
+        f"gateway asks for a key). Fix: list only the clients' own networks ({BOUND})",
+        ["world_clients"],
+    ),
+    (
+        "clients_wide_v6",
+        ONE,
+        {"cluster_client_cidrs": ["2001:db8::/48", "2000::/3"]},
+        "cluster_client_cidrs[1]: lets 2000::/3 (wider than /16) reach the API port (the gateway "
+        f"asks for a key). Fix: list only the clients' own networks ({BOUND})",
+        ["world_clients"],
+    ),
+    (
+        "admins_everyone",
+        DP2,
+        {**DP_SETTINGS, "cluster_admin_cidrs": ["10.99.0.0/24", "::/0"]},
+        "cluster_admin_cidrs[1]: lets ::/0 (every IPv6 address) reach SSH on every node. Fix: "
+        f"list only the admins' own networks or bastion hosts ({BOUND})",
+        ["world_admins"],
+    ),
+    (
+        "admins_wide",
+        ONE,
+        {"cluster_admin_cidrs": ["0.0.0.0/1"]},
+        "cluster_admin_cidrs[0]: lets 0.0.0.0/1 (wider than /8) reach SSH on every node. Fix: "
+        f"list only the admins' own networks or bastion hosts ({BOUND})",
+        ["world_admins"],
+    ),
+    (
+        "allowance_everyone",
+        DP2,
+        {**DP_SETTINGS, "cluster_extra_allowances": [{"port": 9400, "from": ["0.0.0.0/0"]}]},
+        "cluster_extra_allowances[0].from[0]: lets 0.0.0.0/0 (every IPv4 address) reach port "
+        f"9400/tcp. Fix: list only the networks that need this port ({BOUND})",
+        ["world_allowance"],
+    ),
+    (
+        "peers_wide",
+        ONE,
+        {"cluster_extra_peer_cidrs": ["10.0.0.0/7"]},
+        "cluster_extra_peer_cidrs[0]: makes 10.0.0.0/7 (wider than /8) cluster peers, trusted on "
+        "every port, where vLLM's traffic has no authentication. Fix: list only the hosts "
+        f"outside the inventory that take part in the cluster traffic ({BOUND})",
+        ["wide_peers"],
+    ),
+    (
+        "monitoring_wide",
+        ONE,
+        {"cluster_monitoring_cidrs": ["fd00::/8"]},
+        "cluster_monitoring_cidrs[0]: lets fd00::/8 (wider than /16) read /health and /metrics "
+        f"without a key. Fix: name your scrapers' networks ({BOUND})",
+        ["wide_monitoring"],
+    ),
+    (
+        "allowance_ephemeral",
+        DP2,
+        {**DP_SETTINGS, "cluster_extra_allowances": [{"port": 40000, "from": ["192.0.2.0/24"]}]},
+        f"cluster_extra_allowances[0].port: 40000 {EPHEMERAL}; 192.0.2.0/24 would reach "
+        f"whichever of them gets this port. Fix: {EPHEMERAL_FIX}",
+        ["ephemeral_ports"],
+    ),
+    (
+        "allowance_ephemeral_udp_from_everyone",
+        DP2,
+        {
+            **DP_SETTINGS,
+            "cluster_extra_allowances": [{"port": 51820, "proto": "udp", "from": ["::/0"]}],
+        },
+        f"cluster_extra_allowances[0].port: 51820 {EPHEMERAL}; ::/0 would reach whichever of "
+        f"them gets this port. Fix: {EPHEMERAL_FIX}",
+        ["ephemeral_ports", "world_allowance"],
+    ),
+    (
+        "api_port_ephemeral",
+        ONE,
+        {"cluster_ports": {"api": 40000}},
+        f"cluster_ports.api: 40000 {EPHEMERAL}; clients would reach whichever of them gets this "
+        f"port while the gateway does not hold it. Fix: {EPHEMERAL_FIX}",
+        ["ephemeral_ports"],
+    ),
+    (
+        "ssh_port_ephemeral",
+        ONE,
+        {"cluster_ports": {"ssh": 60999}},
+        f"cluster_ports.ssh: 60999 {EPHEMERAL}; admins would reach whichever of them gets this "
+        f"port while sshd does not hold it. Fix: {EPHEMERAL_FIX}",
+        ["ephemeral_ports"],
+    ),
+    (
+        "allowance_on_ssh_past_the_admins",
+        DP2,
+        {**DP_SETTINGS, "cluster_extra_allowances": [{"port": 22, "from": ["192.0.2.0/24"]}]},
+        "cluster_extra_allowances[0].port: opens SSH (port 22) to 192.0.2.0/24, outside "
+        "cluster_admin_cidrs. Fix: remove the allowance and add those networks to "
+        "cluster_admin_cidrs",
+        ["ssh_allowance"],
+    ),
+    (
+        "allowance_on_moved_ssh_without_admins",
+        ONE,
+        {
+            "cluster_ports": {"ssh": 2222},
+            "cluster_extra_allowances": [{"port": 2222, "from": ["198.51.100.0/24"]}],
+        },
+        "cluster_extra_allowances[0].port: opens SSH (port 2222) to 198.51.100.0/24, outside "
+        "cluster_admin_cidrs (empty: the firewall admits only the controller). Fix: remove the "
+        "allowance and add those networks to cluster_admin_cidrs",
+        ["ssh_allowance"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("hosts", "settings", "line", "risks"), [e[1:] for e in RISKY], ids=[e[0] for e in RISKY]
+)
+def test_risky_openings_are_refused_unless_acknowledged(hosts, settings, line, risks):
+    message = fails(hosts, r"problem\(s\) in the cluster inventory", **settings)
+    ack = f", or acknowledge the risk with cluster_accept_risks: [{risks[0]}]."
+    assert f"- cluster (all hosts), variable {line}{ack}" in message.splitlines(), message
+    assert plan(hosts, **settings, cluster_accept_risks=risks)
+
+
+SAFE_OPENINGS = [
+    ("clients_at_the_bound", ONE, {"cluster_client_cidrs": ["10.0.0.0/8", "2001::/16"]}),
+    (
+        "ephemeral_port_from_peers_only",
+        DP2,
+        {
+            **DP_SETTINGS,
+            "cluster_extra_peer_cidrs": ["10.0.9.0/24"],
+            "cluster_extra_allowances": [{"port": 40000, "from": ["10.0.0.12", "10.0.9.0/25"]}],
+        },
+    ),
+    (
+        "ssh_allowance_inside_the_admins",
+        DP2,
+        {**DP_SETTINGS, "cluster_extra_allowances": [{"port": 22, "from": ["198.51.100.7"]}]},
+    ),
+    (
+        "udp_on_the_ssh_port",
+        ONE,
+        {"cluster_extra_allowances": [{"port": 22, "proto": "udp", "from": ["192.0.2.0/24"]}]},
+    ),
+    (
+        "old_ssh_port_after_moving_ssh",
+        ONE,
+        {
+            "cluster_ports": {"ssh": 2222},
+            "cluster_extra_allowances": [{"port": 22, "from": ["192.0.2.0/24"]}],
+        },
+    ),
+    ("just_below_the_ephemeral_range", ONE, {"cluster_ports": {"api": 32767}}),
+    ("just_above_the_ephemeral_range", ONE, {"cluster_ports": {"api": 61000}}),
+]
+
+
+@pytest.mark.parametrize(
+    ("hosts", "settings"), [e[1:] for e in SAFE_OPENINGS], ids=[e[0] for e in SAFE_OPENINGS]
+)
+def test_bounded_openings_need_no_acknowledgement(hosts, settings):
+    assert plan(hosts, **settings)
+
+
+PEER_FIX = (
+    "list only the hosts outside the inventory that take part in the cluster traffic (a KV "
+    "proxy, a router); no acknowledgement makes everyone a peer"
+)
+UNAUTHENTICATED = "trusted on every port, where vLLM's traffic has no authentication"
+MONITORING_FIX = "monitoring reads server metrics without a key: name your scrapers' networks"
+# (id, settings with every acknowledgement that could apply, the whole problem line)
+NEVER = [
+    (
+        "peers_everyone_v4",
+        {"cluster_extra_peer_cidrs": ["0.0.0.0/0"]},
+        "cluster_extra_peer_cidrs[0]: 0.0.0.0/0 would make every address a cluster peer, "
+        f"{UNAUTHENTICATED}. Fix: {PEER_FIX}.",
+    ),
+    (
+        "peers_everyone_v6_acknowledged",
+        {"cluster_extra_peer_cidrs": ["fd99::/64", "::/0"], "cluster_accept_risks": ["wide_peers"]},
+        "cluster_extra_peer_cidrs[1]: ::/0 would make every address a cluster peer, "
+        f"{UNAUTHENTICATED}. Fix: {PEER_FIX}.",
+    ),
+    (
+        "peers_halves_cover_everyone",
+        {
+            "cluster_extra_peer_cidrs": ["0.0.0.0/1", "128.0.0.0/1"],
+            "cluster_accept_risks": ["wide_peers"],
+        },
+        "cluster_extra_peer_cidrs: together its entries cover every IPv4 address, so every "
+        f"address would be a cluster peer, {UNAUTHENTICATED}. Fix: {PEER_FIX}.",
+    ),
+    (
+        "monitoring_halves_cover_everyone",
+        {
+            "cluster_monitoring_cidrs": ["::/1", "8000::/1"],
+            "cluster_accept_risks": ["wide_monitoring"],
+        },
+        "cluster_monitoring_cidrs: together its entries cover every IPv6 address, so every "
+        f"address could read /health and /metrics. Fix: {MONITORING_FIX}.",
+    ),
+    (
+        "internal_port_to_everyone_acknowledged",
+        {
+            "cluster_extra_allowances": [{"port": 29550, "from": ["0.0.0.0/0"]}],
+            "cluster_accept_risks": ["world_allowance", "ephemeral_ports"],
+        },
+        "cluster_extra_allowances[0].from: opens internal port 29550 to everyone (0.0.0.0/0). "
+        "Fix: internal ports carry unauthenticated vLLM traffic: never open them to 0.0.0.0/0 "
+        "or ::/0; add trusted hosts to cluster_extra_peer_cidrs instead.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("settings", "line"), [e[1:] for e in NEVER], ids=[e[0] for e in NEVER])
+def test_everyone_as_peers_monitoring_or_on_internal_ports_is_never_acceptable(settings, line):
+    message = fails(ONE, r"problem\(s\) in the cluster inventory", **settings)
+    assert f"- cluster (all hosts), variable {line}" in message.splitlines(), message
+
+
+RISK_NAMES = (
+    "world_clients, world_admins, world_allowance, wide_peers, wide_monitoring, "
+    "ephemeral_ports, ssh_allowance"
+)
+ACK_ERRORS = [
+    (
+        "unknown",
+        {"cluster_accept_risks": ["world"]},
+        f"cluster_accept_risks[0]: 'world' is not a risk the plan knows. Fix: use only "
+        f"{RISK_NAMES} (docs/plan.md says what each accepts).",
+    ),
+    (
+        "not_a_list",
+        {"cluster_accept_risks": "world_clients"},
+        "cluster_accept_risks: must be a list of risk names, got 'world_clients'. Fix: write a "
+        "YAML list such as [world_clients].",
+    ),
+    (
+        "stale",
+        {"cluster_admin_cidrs": ["10.99.0.0/24"], "cluster_accept_risks": ["world_admins"]},
+        "cluster_accept_risks[0]: acknowledges world_admins, but nothing in the inventory takes "
+        "that risk. Fix: remove the stale acknowledgement.",
+    ),
+    (
+        "stale_second",
+        {
+            "cluster_client_cidrs": ["0.0.0.0/0"],
+            "cluster_accept_risks": ["world_clients", "ssh_allowance"],
+        },
+        "cluster_accept_risks[1]: acknowledges ssh_allowance, but nothing in the inventory "
+        "takes that risk. Fix: remove the stale acknowledgement.",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("settings", "line"), [e[1:] for e in ACK_ERRORS], ids=[e[0] for e in ACK_ERRORS]
+)
+def test_acknowledgements_must_be_known_and_in_use(settings, line):
+    message = fails(ONE, r"problem\(s\) in the cluster inventory", **settings)
+    assert f"- cluster (all hosts), variable {line}" in message.splitlines(), message
+
+
+def test_an_allowance_hidden_by_another_problem_does_not_make_its_acknowledgement_stale():
+    settings = {
+        "cluster_extra_allowances": [{"port": "40k", "from": ["0.0.0.0/0"]}],
+        "cluster_accept_risks": ["ephemeral_ports", "world_allowance"],
+    }
+    message = fails(ONE, r"1 problem\(s\)", **settings)
+    assert "cluster_extra_allowances[0].port: '40k' is not a port number" in message
+
+
+def test_the_risk_names_are_the_argument_specs_choices_and_documented():
+    assert list(ACCEPTABLE_RISKS) == SPEC["cluster_accept_risks"]["choices"]
+    documented = (COLLECTION / "docs" / "plan.md").read_text(encoding="utf-8")
+    for name in ACCEPTABLE_RISKS:
+        assert f"| `{name}` |" in documented, name
 
 
 def test_gateway_settings_must_agree_between_hosts():
