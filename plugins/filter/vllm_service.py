@@ -83,6 +83,31 @@ RISKY_ENV = {
 }
 # Variables that keep the runtime offline; turning them off downloads from the model hub.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def _int_flag(text):
+    return bool(int(text))  # ValueError for anything int() does not take
+
+
+def _hub_flag(text):
+    return text.upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _lora_flag(text):
+    return text.strip().lower() in ("1", "true")
+
+
+# How vLLM 0.32 (vllm/envs.py) and huggingface_hub read each boolean knob judged here: int() takes
+# " 1", "01", "+2" and "1_0" (all on) and fails on "true" or "" (vLLM stops with ValueError);
+# huggingface_hub takes exactly 1/on/yes/true in any case (" 1" is off: the hub is reachable).
+FLAG_PARSERS = {
+    "VLLM_SERVER_DEV_MODE": (_int_flag, "bool(int(value))"),
+    "VLLM_ALLOW_INSECURE_SERIALIZATION": (_int_flag, "bool(int(value))"),
+    "VLLM_MEDIA_URL_ALLOW_REDIRECTS": (_int_flag, "bool(int(value))"),
+    "VLLM_ALLOW_RUNTIME_LORA_UPDATING": (_lora_flag, 'value.strip().lower() in ("1", "true")'),
+    "HF_HUB_OFFLINE": (_hub_flag, 'value.upper() in {"1", "ON", "YES", "TRUE"}'),
+    "TRANSFORMERS_OFFLINE": (_hub_flag, 'value.upper() in {"1", "ON", "YES", "TRUE"}'),
+}
 SAFE_ENV = {
     **OFFLINE_ENV,
     "HF_HUB_DISABLE_TELEMETRY": "1",
@@ -93,7 +118,6 @@ SAFE_ENV = {
 RISKS = sorted({risk for risk, _why in [*RISKY_OPTIONS.values(), *RISKY_ENV.values()]})
 RISKS.append("hub_downloads")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-TRUE = {"1", "true", "yes", "on"}
 FILTER = "hardened.vllm.vllm_service"
 
 
@@ -231,35 +255,58 @@ def _check_env(host, env, accepted, problems, used):
                 )
             )
             continue
-        if name in RISKY_ENV and text.strip().lower() in TRUE:
-            risk, why = RISKY_ENV[name]
-            if risk not in accepted:
-                problems.append(
-                    _problem(
-                        host,
-                        where,
-                        f"{name}={text} {why}",
-                        f"remove it, or accept the risk with vllm_accept_risks: [{risk}]",
-                    )
-                )
-                continue
-            used.add(risk)
-        if name in OFFLINE_ENV and text.strip().lower() not in TRUE:
-            if "hub_downloads" not in accepted:
-                problems.append(
-                    _problem(
-                        host,
-                        where,
-                        f"{name}={text} lets the running service download models and "
-                        "code from the model hub",
-                        "pre-stage the model in vllm_model_path, or "
-                        "accept the risk with vllm_accept_risks: [hub_downloads]",
-                    )
-                )
-                continue
-            used.add("hub_downloads")
+        if name in FLAG_PARSERS and not _check_flag(host, name, text, accepted, problems, used):
+            continue
         clean[name] = text
     return clean
+
+
+def _check_flag(host, name, text, accepted, problems, used):
+    """Judge a boolean knob the way its reader parses it; False when that is a problem."""
+    where = f"vllm_extra_env.{name}"
+    parse, how = FLAG_PARSERS[name]
+    try:
+        on = parse(text)
+    except ValueError:
+        problems.append(
+            _problem(
+                host,
+                where,
+                f"{text!r} is not a whole number; vLLM reads {name} as {how} and stops with "
+                "ValueError",
+                "write 0 (off) or 1 (on)",
+            )
+        )
+        return False
+    if name in RISKY_ENV and on:
+        risk, why = RISKY_ENV[name]
+        if risk not in accepted:
+            problems.append(
+                _problem(
+                    host,
+                    where,
+                    f"{name}={text!r} is on, as vLLM reads it ({how}): it {why}",
+                    f"set it to 0 or remove it, or accept the risk with "
+                    f"vllm_accept_risks: [{risk}]",
+                )
+            )
+            return False
+        used.add(risk)
+    if name in OFFLINE_ENV and not on:
+        if "hub_downloads" not in accepted:
+            problems.append(
+                _problem(
+                    host,
+                    where,
+                    f"{name}={text!r} is off, as huggingface_hub reads it ({how}): the running "
+                    "service may download models and code from the model hub",
+                    "set it to 1 or remove it and pre-stage the model in vllm_model_path, or "
+                    "accept the risk with vllm_accept_risks: [hub_downloads]",
+                )
+            )
+            return False
+        used.add("hub_downloads")
+    return True
 
 
 def _check_platform(host, settings, problems):

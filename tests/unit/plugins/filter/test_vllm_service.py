@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import copy
 import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hardened.vllm.plugins.filter import vllm_service as mod
@@ -159,7 +161,7 @@ def test_harmless_spellings_of_risky_options_pass():
         ({"VLLM_SERVER_DEV_MODE": "1"}, "dev_mode"),
         ({"VLLM_ALLOW_INSECURE_SERIALIZATION": True}, "insecure_serialization"),
         ({"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}, "runtime_lora_updating"),
-        ({"VLLM_MEDIA_URL_ALLOW_REDIRECTS": "yes"}, "media_redirects"),
+        ({"VLLM_MEDIA_URL_ALLOW_REDIRECTS": "2"}, "media_redirects"),
         ({"HF_HUB_OFFLINE": "0"}, "hub_downloads"),
     ],
 )
@@ -171,6 +173,100 @@ def test_dangerous_environment_needs_its_acknowledgement(env, risk):
 def test_disabled_knobs_need_no_acknowledgement():
     out = service(HEAD, settings(extra_env={"VLLM_SERVER_DEV_MODE": "0"}))
     assert out["env"]["VLLM_SERVER_DEV_MODE"] == "0" and out["risks"] == []
+
+
+# (knob, value as written in vllm_extra_env, what vLLM / huggingface_hub make of it)
+# "on"/"off": the knob's state (risky knobs on and offline knobs off need their acknowledgement);
+# "crash": int() refuses the value, vLLM would stop with ValueError: refused, never acceptable.
+KNOB_VALUES = [
+    ("VLLM_SERVER_DEV_MODE", "2", "on"),
+    ("VLLM_SERVER_DEV_MODE", "01", "on"),
+    ("VLLM_SERVER_DEV_MODE", " 1", "on"),
+    ("VLLM_SERVER_DEV_MODE", "+1", "on"),
+    ("VLLM_SERVER_DEV_MODE", "-1", "on"),
+    ("VLLM_SERVER_DEV_MODE", "1_0", "on"),
+    ("VLLM_SERVER_DEV_MODE", 3, "on"),
+    ("VLLM_SERVER_DEV_MODE", True, "on"),
+    ("VLLM_SERVER_DEV_MODE", "00", "off"),
+    ("VLLM_SERVER_DEV_MODE", " 0 ", "off"),
+    ("VLLM_SERVER_DEV_MODE", False, "off"),
+    ("VLLM_SERVER_DEV_MODE", "true", "crash"),
+    ("VLLM_SERVER_DEV_MODE", "", "crash"),
+    ("VLLM_SERVER_DEV_MODE", None, "crash"),
+    ("VLLM_SERVER_DEV_MODE", 1.0, "crash"),
+    ("VLLM_ALLOW_INSECURE_SERIALIZATION", "2", "on"),
+    ("VLLM_ALLOW_INSECURE_SERIALIZATION", "yes", "crash"),
+    ("VLLM_MEDIA_URL_ALLOW_REDIRECTS", "01", "on"),
+    ("VLLM_MEDIA_URL_ALLOW_REDIRECTS", "off", "crash"),
+    ("VLLM_ALLOW_RUNTIME_LORA_UPDATING", " TRUE ", "on"),
+    ("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "2", "off"),
+    ("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "yes", "off"),
+    ("HF_HUB_OFFLINE", "1", "on"),
+    ("HF_HUB_OFFLINE", "Yes", "on"),
+    ("HF_HUB_OFFLINE", "ON", "on"),
+    ("HF_HUB_OFFLINE", " 1", "off"),
+    ("HF_HUB_OFFLINE", "2", "off"),
+    ("HF_HUB_OFFLINE", "", "off"),
+    ("TRANSFORMERS_OFFLINE", "01", "off"),
+    ("TRANSFORMERS_OFFLINE", False, "off"),
+]
+
+
+@pytest.mark.parametrize(
+    "name, value, state", KNOB_VALUES, ids=[f"{n}={v!r}" for n, v, _s in KNOB_VALUES]
+)
+def test_boolean_knobs_are_judged_as_their_reader_parses_them(name, value, state):
+    env = {name: value}
+    risk = mod.RISKY_ENV[name][0] if name in mod.RISKY_ENV else "hub_downloads"
+    needs_ack = (state == "on") == (name in mod.RISKY_ENV)
+    if state == "crash":
+        text = problems(extra_env=env, accept_risks=[risk])
+        written = "" if value is None else str(value)
+        assert (
+            f"- host gpu-a, variable vllm_extra_env.{name}: {written!r} is not a whole number; "
+            f"vLLM reads {name} as bool(int(value)) and stops with ValueError. "
+            "Fix: write 0 (off) or 1 (on)." in text.splitlines()
+        ), text
+    elif needs_ack:
+        text = problems(extra_env=env)
+        assert f"variable vllm_extra_env.{name}: {name}=" in text
+        assert f"accept the risk with vllm_accept_risks: [{risk}]." in text
+        assert service(HEAD, settings(extra_env=env, accept_risks=[risk]))["risks"] == [risk]
+    else:
+        assert service(HEAD, settings(extra_env=env))["risks"] == []
+
+
+def test_a_knob_switched_on_says_how_vllm_reads_it():
+    text = problems(extra_env={"VLLM_SERVER_DEV_MODE": "2"})
+    assert (
+        "- host gpu-a, variable vllm_extra_env.VLLM_SERVER_DEV_MODE: VLLM_SERVER_DEV_MODE='2' is "
+        "on, as vLLM reads it (bool(int(value))): it adds unauthenticated development endpoints "
+        "(/reset_prefix_cache, /sleep, /collective_rpc, ...). Fix: set it to 0 or remove it, or "
+        "accept the risk with vllm_accept_risks: [dev_mode]."
+    ) in text.splitlines()
+    text = problems(extra_env={"HF_HUB_OFFLINE": " 1"})
+    assert (
+        "- host gpu-a, variable vllm_extra_env.HF_HUB_OFFLINE: HF_HUB_OFFLINE=' 1' is off, as "
+        'huggingface_hub reads it (value.upper() in {"1", "ON", "YES", "TRUE"}): the running '
+        "service may download models and code from the model hub. Fix: set it to 1 or remove it "
+        "and pre-stage the model in vllm_model_path, or accept the risk with "
+        "vllm_accept_risks: [hub_downloads]."
+    ) in text.splitlines()
+
+
+def test_every_judged_knob_has_a_parser_and_a_safe_default():
+    assert set(mod.FLAG_PARSERS) == set(mod.RISKY_ENV) | set(mod.OFFLINE_ENV)
+    for name, (parse, _how) in mod.FLAG_PARSERS.items():
+        assert parse(mod.SAFE_ENV[name]) is (name in mod.OFFLINE_ENV), name
+
+
+def test_the_risk_names_are_the_argument_specs_choices():
+    spec = yaml.safe_load(
+        (Path(__file__).parents[4] / "roles" / "vllm" / "meta" / "argument_specs.yml").read_text()
+    )
+    assert spec["argument_specs"]["main"]["options"]["vllm_accept_risks"]["choices"] == sorted(
+        mod.RISKS
+    )
 
 
 @pytest.mark.parametrize(
