@@ -118,6 +118,7 @@ SAFE_ENV = {
 RISKS = sorted({risk for risk, _why in [*RISKY_OPTIONS.values(), *RISKY_ENV.values()]})
 RISKS.append("hub_downloads")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+API_KEY = re.compile(r"[A-Za-z0-9._~+/=-]{16,}")
 FILTER = "hardened.vllm.vllm_service"
 
 
@@ -309,6 +310,55 @@ def _check_flag(host, name, text, accepted, problems, used):
     return True
 
 
+def _api_key_shape(key):
+    """What is wrong with an API key, in words that never quote it; None when it is fine."""
+    if isinstance(key, bool):
+        return "is a YAML boolean, not a string", "quote the key in YAML"
+    for kind, word in ((int, "an integer"), (float, "a number"), (Mapping, "a mapping")):
+        if isinstance(key, kind):
+            return f"is {word} in YAML, not a string", "quote the key in YAML"
+    if not isinstance(key, str):
+        return f"is a {type(key).__name__}, not a string", "set it to the key as one string"
+    if key.endswith(("\n", "\r")):
+        return (
+            "ends with a line break (the value is not shown); nothing is stripped",
+            "store the key without it, e.g. printf %s KEY | "
+            "ansible-vault encrypt_string --stdin-name vllm_api_key",
+        )
+    if any(c.isspace() or not c.isprintable() for c in key):
+        return (
+            "contains whitespace or a control character (the value is not shown); nothing is "
+            "stripped",
+            "store the key as one word, e.g. from openssl rand -base64 32, and vault it",
+        )
+    if not API_KEY.fullmatch(key):
+        return (
+            "must be at least 16 characters of letters, digits and -._~+/= "
+            "(the value is not shown)",
+            "generate one, e.g. openssl rand -base64 32, and vault it",
+        )
+    return None
+
+
+def _check_api_key(host, plan, settings, problems):
+    """vllm_api_key: a string of the right shape; never quoted in a message or the result."""
+    key = settings.get("api_key")
+    if key is None or key == "":
+        if plan.get("api") and settings.get("api_key_required", True):
+            problems.append(
+                _problem(
+                    host,
+                    "vllm_api_key",
+                    "is empty, so the API would serve anyone who can reach it",
+                    "set vllm_api_key from a vaulted variable, or set vllm_api_key_required: false",
+                )
+            )
+        return
+    shape = _api_key_shape(key)
+    if shape:
+        problems.append(_problem(host, "vllm_api_key", *shape))
+
+
 def _check_platform(host, settings, problems):
     """The CUDA build this host's driver runs (None on CPU nodes); problems when none fits."""
     accelerator, package = settings.get("accelerator"), settings.get("package")
@@ -441,29 +491,7 @@ def vllm_service(plan, settings):
                 "set it to 1 to keep only the environment in use, or more for rollbacks",
             )
         )
-    if (
-        plan.get("api")
-        and settings.get("api_key_required", True)
-        and not settings.get("api_key_set")
-    ):
-        problems.append(
-            _problem(
-                host,
-                "vllm_api_key",
-                "is empty, so the API would serve anyone who can reach it",
-                "set vllm_api_key from a vaulted variable, or set vllm_api_key_required: false",
-            )
-        )
-    if settings.get("api_key_set") and not settings.get("api_key_ok"):
-        problems.append(
-            _problem(
-                host,
-                "vllm_api_key",
-                "must be at least 16 characters of "
-                "letters, digits and -._~+/= (the value is not shown)",
-                "generate one, e.g. openssl rand -base64 32, and vault it",
-            )
-        )
+    _check_api_key(host, plan, settings, problems)
     if settings.get("install_source", "index") not in ("index", "wheelhouse"):
         problems.append(
             _problem(

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 from pathlib import Path
 
@@ -43,8 +44,7 @@ CPU = {
     "firewall_unit": "hardened-vllm-firewall.service",
     "firewall_unit_state": "loaded",
     "model_path": "/srv/models/tiny",
-    "api_key_set": True,
-    "api_key_ok": True,
+    "api_key": "s3cr3t-Key_0123456789+/=",
     "api_key_required": True,
 }
 
@@ -91,7 +91,7 @@ def test_headless_nodes_get_no_api_arguments():
 
 
 def test_headless_nodes_need_no_api_key():
-    assert service(WORKER, settings(api_key_set=False, api_key_ok=False))["argv"]
+    assert service(WORKER, settings(api_key=""))["argv"]
 
 
 def test_env_has_safe_defaults_the_plan_wins_over_base_and_extra_env_is_added():
@@ -260,6 +260,75 @@ def test_every_judged_knob_has_a_parser_and_a_safe_default():
         assert parse(mod.SAFE_ENV[name]) is (name in mod.OFFLINE_ENV), name
 
 
+KEY = "s3cr3t-Key_0123456789+/="
+QUOTE = "quote the key in YAML"
+# (id, vllm_api_key, the problem after "variable vllm_api_key: ")
+BAD_KEYS = [
+    ("integer", 1234567890123456789, f"is an integer in YAML, not a string. Fix: {QUOTE}."),
+    ("number", 1.5e20, f"is a number in YAML, not a string. Fix: {QUOTE}."),
+    ("boolean", True, f"is a YAML boolean, not a string. Fix: {QUOTE}."),
+    ("mapping", {"key": KEY}, f"is a mapping in YAML, not a string. Fix: {QUOTE}."),
+    ("list", [KEY], "is a list, not a string. Fix: set it to the key as one string."),
+    (
+        "trailing_newline",
+        KEY + "\n",
+        "ends with a line break (the value is not shown); nothing is stripped. Fix: store the "
+        "key without it, e.g. printf %s KEY | ansible-vault encrypt_string --stdin-name "
+        "vllm_api_key.",
+    ),
+    (
+        "trailing_crlf",
+        KEY + "\r\n",
+        "ends with a line break (the value is not shown); nothing is stripped. Fix: store the "
+        "key without it, e.g. printf %s KEY | ansible-vault encrypt_string --stdin-name "
+        "vllm_api_key.",
+    ),
+    *[
+        (
+            name,
+            key,
+            "contains whitespace or a control character (the value is not shown); nothing is "
+            "stripped. Fix: store the key as one word, e.g. from openssl rand -base64 32, and "
+            "vault it.",
+        )
+        for name, key in (
+            ("leading_space", " " + KEY),
+            ("inner_space", KEY[:8] + " " + KEY[8:]),
+            ("tab", KEY + "\t"),
+            ("nul", KEY + "\0"),
+            ("escape", "\x1b" + KEY),
+            ("no_break_space", KEY + "\u00a0"),
+        )
+    ],
+    (
+        "too_short",
+        KEY[:15],
+        "must be at least 16 characters of letters, digits and -._~+/= (the value is not "
+        "shown). Fix: generate one, e.g. openssl rand -base64 32, and vault it.",
+    ),
+    (
+        "other_characters",
+        KEY + "#;",
+        "must be at least 16 characters of letters, digits and -._~+/= (the value is not "
+        "shown). Fix: generate one, e.g. openssl rand -base64 32, and vault it.",
+    ),
+]
+
+
+@pytest.mark.parametrize("plan", [HEAD, WORKER], ids=["api_node", "headless_node"])
+@pytest.mark.parametrize("key, line", [e[1:] for e in BAD_KEYS], ids=[e[0] for e in BAD_KEYS])
+def test_a_bad_api_key_is_refused_by_its_shape_without_showing_it(plan, key, line):
+    text = problems(plan, api_key=key)
+    assert f"- host {plan['host']}, variable vllm_api_key: {line}" in text.splitlines(), text
+    assert KEY[:12] not in text and KEY[-12:] not in text
+
+
+@pytest.mark.parametrize("key", [KEY, "A" * 16, "0" * 64, "a.b_c~d+e/f=g-h0"])
+def test_a_good_api_key_passes_and_appears_nowhere_in_the_result(key):
+    out = service(HEAD, settings(api_key=key))
+    assert key not in json.dumps(out)
+
+
 def test_the_risk_names_are_the_argument_specs_choices():
     spec = yaml.safe_load(
         (Path(__file__).parents[4] / "roles" / "vllm" / "meta" / "argument_specs.yml").read_text()
@@ -287,11 +356,9 @@ def test_refused_environment(env, words):
 @pytest.mark.parametrize(
     "over, words",
     [
-        (
-            {"api_key_set": False, "api_key_ok": False},
-            ["vllm_api_key: is empty", "vllm_api_key_required"],
-        ),
-        ({"api_key_ok": False}, ["at least 16 characters", "not shown"]),
+        ({"api_key": ""}, ["vllm_api_key: is empty", "vllm_api_key_required"]),
+        ({"api_key": None}, ["vllm_api_key: is empty", "vllm_api_key_required"]),
+        ({"api_key": "short"}, ["at least 16 characters", "not shown"]),
         ({"model_path": ""}, ["vllm_model_path", "absolute path"]),
         ({"keep_venvs": 0}, ["vllm_keep_venvs", "must be 1 or more", "got 0"]),
         ({"model_path": "/root/models/x"}, ["ProtectHome"]),
@@ -315,8 +382,7 @@ def test_no_key_is_fine_when_not_required_and_no_firewall_when_not_wanted():
     out = service(
         HEAD,
         settings(
-            api_key_set=False,
-            api_key_ok=False,
+            api_key="",
             api_key_required=False,
             firewall_unit="",
             firewall_unit_state="",
