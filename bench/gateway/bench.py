@@ -109,7 +109,7 @@ def window(cfg, path_name, concurrency, body):
         while time.perf_counter() < state["deadline"]:
             started = time.perf_counter()
             try:
-                status, _ = one(conn, body, headers)
+                status = one(conn, body, headers)[0]
             except (OSError, http.client.HTTPException) as exc:
                 note(type(exc).__name__)
                 conn.close()
@@ -123,7 +123,7 @@ def window(cfg, path_name, concurrency, body):
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    threads = [threading.Thread(target=worker, daemon=True) for _thread in range(concurrency)]
     for thread in threads:
         thread.start()
     ready.wait()

@@ -59,7 +59,7 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     request_queue_size = 512
 
     def get_request(self):
-        request, _ = super().get_request()
+        request = super().get_request()[0]
         return request, ("unix", 0)  # BaseHTTPRequestHandler wants a (host, port) pair
 
 

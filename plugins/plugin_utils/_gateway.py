@@ -232,7 +232,7 @@ def _limits(host, settings, problems):
     for name, variable, low, high in (
         ("rate", "gateway_rate", 1, 100000),
         ("burst", "gateway_burst", 0, 100000),
-        ("concurrency", "gateway_concurrency", 1, 100000),
+        ("concurrency", "gateway_concurrency", 1, 65535),
         ("read_timeout", "gateway_read_timeout", 1, 86400),
     ):
         value = settings.get(name)
