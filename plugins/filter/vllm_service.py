@@ -392,6 +392,10 @@ def _check_platform(host, settings, problems):
         )
         return None
     driver = settings.get("driver_version")
+    if not driver and settings.get("driver_planned"):
+        # The plan play runs before the driver play: the CUDA build is chosen in the vllm play,
+        # once hardened.vllm.nvidia_driver has installed and loaded the driver.
+        return None
     if not driver:
         problems.append(
             _problem(
@@ -432,6 +436,8 @@ def _check_platform(host, settings, problems):
 def _check_firewall(host, settings, problems):
     unit = settings.get("firewall_unit") or ""
     state = settings.get("firewall_unit_state") or "not-found"
+    if unit and unit == settings.get("firewall_unit_planned"):
+        return  # an earlier play of this run installs it (site.yml's firewall play)
     if unit and state != "loaded":
         problems.append(
             _problem(

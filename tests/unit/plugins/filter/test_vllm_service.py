@@ -437,6 +437,23 @@ def test_gpu_node_refusals(over, words):
         assert word in text
 
 
+def test_plan_play_defers_only_the_cuda_build_on_a_gpu_node_without_a_driver_yet():
+    out = service(HEAD, settings(**GPU, driver_version=None, driver_planned=True))
+    assert out["cuda_build"] is None and out["accelerator"] == "cuda"
+    # Planned or not, a driver that is loaded is judged now.
+    text = problems(**GPU, driver_version="535.261.03", driver_planned=True)
+    assert "runs CUDA up to 12.2" in text
+
+
+def test_the_firewall_unit_an_earlier_play_installs_is_not_required_yet():
+    planned = {"firewall_unit_state": "not-found"}
+    out = service(HEAD, settings(**planned, firewall_unit_planned="hardened-vllm-firewall.service"))
+    assert out["argv"][:2] == ["serve", "/srv/models/tiny"]
+    # Another unit than the planned one must exist on the node.
+    text = problems(**planned, firewall_unit_planned="other.service")
+    assert "hardened-vllm-firewall.service does not exist on the host" in text
+
+
 def test_input_must_be_a_plan():
     with pytest.raises(AnsibleFilterError, match="run the cluster role first"):
         service(None, settings())
