@@ -10,47 +10,14 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hardened.vllm.plugins.module_utils import _nvidia_compat as compat
+from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import (
+    PLAN_ENV,
+    PLAN_OPTIONS,
+    PlanContractError,
+    check_plan,
+    problem,
+)
 
-# Options whose value the cluster plan decides (cluster_* inventory variables).
-PLAN_OPTIONS = frozenset(
-    {
-        "--host",
-        "--port",
-        "--uds",
-        "--headless",
-        "--data-parallel-size",
-        "--data-parallel-size-local",
-        "--data-parallel-address",
-        "--data-parallel-rpc-port",
-        "--data-parallel-start-rank",
-        "--tensor-parallel-size",
-        "--pipeline-parallel-size",
-        "--nnodes",
-        "--node-rank",
-        "--master-addr",
-        "--master-port",
-        "--kv-transfer-config",
-        "-tp",
-        "-pp",
-        "-dp",
-        "-dpl",
-        "-dpa",
-        "-dpp",
-        "-dpr",
-        "-n",
-        "-r",
-    }
-)
-PLAN_ENV = frozenset(
-    {
-        "VLLM_HOST_IP",
-        "GLOO_SOCKET_IFNAME",
-        "NCCL_SOCKET_IFNAME",
-        "TP_SOCKET_IFNAME",
-        "VLLM_NIXL_SIDE_CHANNEL_HOST",
-        "VLLM_NIXL_SIDE_CHANNEL_PORT",
-    }
-)
 # The acknowledgement (an item of vllm_accept_risks) each dangerous knob needs, and why.
 RISKY_OPTIONS = {
     "--trust-remote-code": (
@@ -131,7 +98,7 @@ def _option_name(token):
 
 
 def _problem(host, variable, what, fix):
-    return f"- host {host}, variable {variable}: {what}. Fix: {fix}."
+    return f"- {problem(host, variable, what, fix)}"
 
 
 def _check_args(host, args, accepted, problems, used, variable="vllm_extra_args"):
@@ -453,11 +420,10 @@ def _check_firewall(host, settings, problems):
 
 def vllm_service(plan, settings):
     """The service's argv (after the executable) and environment, or every problem."""
-    if not isinstance(plan, Mapping) or "vllm" not in plan or "host" not in plan:
-        raise AnsibleFilterError(
-            f"{FILTER}: input must be the cluster_plan fact from hardened.vllm.cluster, got "
-            f"{type(plan).__name__}; run the cluster role first"
-        )
+    try:
+        check_plan(plan, ("vllm",))
+    except PlanContractError as exc:
+        raise AnsibleFilterError(f"{FILTER}: {exc}") from None
     if not isinstance(settings, Mapping):
         raise AnsibleFilterError(f"{FILTER}: settings must be a mapping, got {settings!r}")
     host = plan["host"]

@@ -14,9 +14,15 @@ import ipaddress
 import re
 from collections.abc import Mapping
 
-TABLE = "inet hardened_vllm"
+from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import (
+    AUDIENCES,
+    TABLE,
+    PlanContractError,
+    check_plan,
+    problem,
+)
+
 LOG_PREFIX = "hardened-vllm drop: "
-AUDIENCES = ("admins", "clients", "monitoring", "peers", "custom")
 # plan key, nft match keyword, set type, set-name suffix, ipaddress version
 FAMILIES = (("ipv4", "ip", "ipv4_addr", "v4", 4), ("ipv6", "ip6", "ipv6_addr", "v6", 6))
 ICMP_ERRORS = "destination-unreachable, time-exceeded, parameter-problem"
@@ -132,23 +138,14 @@ class _Where:
         self.host = host
 
     def fail(self, variable, message, fix):
-        return PlanError(f"host {self.host}, variable {variable}: {message}. Fix: {fix}.")
+        return PlanError(problem(self.host, variable, message, fix))
 
 
 def _host(plan):
-    if not isinstance(plan, Mapping):
-        raise PlanError(
-            f"variable cluster_plan: must be a mapping, got {type(plan).__name__}. "
-            "Fix: run the role hardened.vllm.cluster first; it publishes the plan."
-        )
-    host = plan.get("host")
-    if plan.get("schema_version") != 1 or not isinstance(host, str) or not host:
-        raise PlanError(
-            f"host {host or '?'}, variable cluster_plan: schema_version "
-            f"{plan.get('schema_version')!r} with host {host!r} is not a version 1 plan. "
-            "Fix: use hardened.vllm.cluster of this collection's version to publish it."
-        )
-    return host
+    try:
+        return check_plan(plan)
+    except PlanContractError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def _exposure(plan, where):

@@ -25,7 +25,8 @@ import tempfile
 import time
 from contextlib import contextmanager, suppress
 
-TABLE = "inet hardened_vllm"
+from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import TABLE
+
 RUN_DIR = "/run/hardened-vllm-firewall"
 RECORD = "/var/lib/hardened-vllm/firewall.applied"
 ROLLBACK_UNIT = "hardened-vllm-firewall-rollback"

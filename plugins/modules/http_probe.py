@@ -268,6 +268,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import bracket
+
 # What a front door answers to a request it does not forward.
 REFUSED = frozenset((401, 403, 404, 405))
 EVIDENCE_BYTES = 200
@@ -278,11 +280,6 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 method token
 
 class SetupError(Exception):
     """The CA or the client certificate cannot be loaded; nothing was probed."""
-
-
-def bracket(address):
-    """An address as it appears in a URL or a Host header."""
-    return f"[{address}]" if ":" in address else address
 
 
 def host_header(server_name, port):

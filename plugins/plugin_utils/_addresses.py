@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import problem
+
 try:
     import netaddr
 except ImportError:  # pragma: no cover - reported by the filter with a clear message
@@ -16,8 +18,7 @@ class Problems(list):
     """Validation problems, each naming the host, the variable and the fix."""
 
     def add(self, host, variable, message, fix):
-        where = f"host {host}" if host else "cluster (all hosts)"
-        self.append(f"{where}, variable {variable}: {message}. Fix: {fix}.")
+        self.append(problem(host, variable, message, fix))
 
 
 def parse_address(value, variable, host, problems):

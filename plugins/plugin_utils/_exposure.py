@@ -16,14 +16,23 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
-from ansible_collections.hardened.vllm.plugins.module_utils._nft_ruleset import TABLE
+from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import (
+    ADDRESS_AUDIENCES as PLAN_ADDRESS_AUDIENCES,
+)
+from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import (
+    AUDIENCES,
+    TABLE,
+    PlanContractError,
+    bracket,
+    check_plan,
+    port_exposure,
+)
 from ansible_collections.hardened.vllm.plugins.plugin_utils._nft_eval import (
     AddressSet,
     NftJsonError,
     Packet,
     Ruleset,
 )
-from ansible_collections.hardened.vllm.plugins.plugin_utils._plan import port_exposure
 
 try:
     import netaddr
@@ -35,9 +44,8 @@ CLASSES = ("peers", "clients", "monitoring", "admins", "custom", "others")
 # Never a packet's source on the wire: unspecified, loopback, multicast, reserved, mapped.
 NOT_A_SOURCE = ["0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4", "::/8", "ff00::/8"]
 FAMILIES = ("ipv4", "ipv6")
-AUDIENCES = ("admins", "clients", "monitoring", "peers", "custom")
-# Audiences that are a set of addresses in the plan (custom carries its own ``from``).
-ADDRESS_AUDIENCES = ("clients", "monitoring", "admins")
+# Audiences that are a set of addresses in the plan, beside peers (custom carries its own ``from``).
+ADDRESS_AUDIENCES = tuple(a for a in PLAN_ADDRESS_AUDIENCES if a != "peers")
 # A plan published before the gateway has no monitoring audience: nobody.
 _NOBODY = {"ipv4": [], "ipv6": []}
 # Where an example source is looked for first (after the cluster network): private, then global.
@@ -85,16 +93,10 @@ def exposure_verdict(listeners, plan, ruleset, interfaces=None, admins=None):
 
 
 def _check_plan(plan):
-    if not isinstance(plan, Mapping) or plan.get("schema_version") != 1:
-        raise ExposureError(
-            "plan must be a version 1 cluster_plan (the host fact the "
-            f"hardened.vllm.cluster role publishes), got {plan!r:.200}"
-        )
-    for key in ("host", "cluster_iface", "peers", "clients", "admins", "exposure"):
-        if key not in plan:
-            raise ExposureError(
-                f"plan of {plan.get('host')} lacks {key}; re-run the hardened.vllm.cluster role"
-            )
+    try:
+        check_plan(plan, ("cluster_iface", "peers", "clients", "admins", "exposure"))
+    except PlanContractError as exc:
+        raise ExposureError(str(exc)) from None
     if not isinstance(plan["cluster_iface"], str) or not plan["cluster_iface"]:
         raise ExposureError(
             f"plan.cluster_iface of {plan['host']} is {plan['cluster_iface']!r}, "
@@ -404,7 +406,7 @@ class _Judge:
 
     def _name(self, sock):
         address = sock["address"]
-        shown = f"[{address}]" if ":" in address else address
+        shown = bracket(address)
         owner = f"{sock.get('process') or 'no process'}, pid {sock.get('pid')}"
         return f"{self.plan['host']}: {sock['protocol']} {shown}:{sock['port']} ({owner})"
 
@@ -452,7 +454,7 @@ def exposure_matrix(verdicts):
 
 def _matrix_row(host, entry):
     address = str(entry.get("address"))
-    shown = f"[{address}]" if ":" in address else address
+    shown = bracket(address)
     exposed = {w for e in entry.get("exposed") or [] for w in e.get("who") or []}
     cells = []
     for name in CLASSES:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import bracket
 from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import Problems
 
 # What a client key may consist of: it is matched inside nginx's configuration, so quotes,
@@ -95,7 +96,7 @@ def _listen(address, port):
         return [f"0.0.0.0:{port}"]
     if address == "::":
         return [f"[::]:{port} ipv6only=off"]
-    return [f"[{address}]:{port}" if ":" in address else f"{address}:{port}"]
+    return [f"{bracket(address)}:{port}"]
 
 
 def _keys(host, keys, problems):

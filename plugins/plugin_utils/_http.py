@@ -14,10 +14,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from ansible_collections.hardened.vllm.plugins.plugin_utils import _api_routes
-from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import (
-    netaddr,  # None when missing; the filters say so with missing_required_lib
+from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import (
+    ADDRESS_AUDIENCES,
+    audiences_of,
+    bracket,
 )
+from ansible_collections.hardened.vllm.plugins.plugin_utils import _api_routes
 from ansible_collections.hardened.vllm.plugins.plugin_utils._report import table
 
 # What the gateway answers to a request it does not forward (no key, not allowed, no route).
@@ -26,7 +28,7 @@ RATE_LIMITED = 429
 # What nginx answers to plain HTTP sent to its TLS port.
 PLAINTEXT_REFUSED = 400
 NO_KEY = "none"
-AUDIENCES = ("peers", "clients", "monitoring", "admins")
+AUDIENCES = ADDRESS_AUDIENCES
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch", "trace")  # HEAD, OPTIONS: not probed
 _PARAMETER = re.compile(r"\{[^/{}]*\}")
 
@@ -75,24 +77,6 @@ def _extra(entry):
     if not path.startswith("/") or not all(isinstance(m, str) and m for m in methods):
         raise HttpInputError(f"extra: {entry!r} needs a path starting with / and a method")
     return {(path, m.upper()) for m in methods}
-
-
-def audiences_of(source, plan):
-    """Which of the plan's audiences a source address belongs to (missing ones count empty)."""
-    if not source:
-        return set()
-    ip = netaddr.IPAddress(source)
-    return {
-        name
-        for name in AUDIENCES
-        if any(
-            ip in netaddr.IPNetwork(c) for c in (plan.get(name) or {}).get(f"ipv{ip.version}", [])
-        )
-    }
-
-
-def bracket(address):
-    return f"[{address}]" if ":" in str(address) else str(address)
 
 
 def http_findings(runs, plans):

@@ -17,6 +17,10 @@ from pathlib import Path
 
 import yaml
 
+from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import (  # noqa: F401
+    SCHEMA_VERSION,
+    port_exposure,
+)
 from ansible_collections.hardened.vllm.plugins.plugin_utils import _api_routes
 from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import (
     WIDEST_PREFIX,
@@ -31,8 +35,6 @@ from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import (
     too_wide,
     width,
 )
-
-SCHEMA_VERSION = 1
 
 TOPOLOGIES = ("single", "data_parallel", "multi_node", "disaggregated")
 ROLES = {
@@ -99,15 +101,6 @@ _OPTIONS = _role_options("cluster")
 CLUSTER_WIDE = tuple(n for n in _OPTIONS if n not in HOST_VARS and n != "cluster_group")
 SETTING_DEFAULTS = {n: _OPTIONS[n].get("default") for n in CLUSTER_WIDE}
 HOST_DEFAULTS = {n: _OPTIONS[n].get("default") for n in HOST_VARS}
-
-
-def port_exposure(plan, proto, port):
-    """The plan's exposure entries for one port, and the audience names that may reach it.
-
-    Ports the plan does not list are for peers only.
-    """
-    entries = [e for e in plan["exposure"] if e.get("proto") == proto and e.get("port") == port]
-    return entries, sorted({e["audience"] for e in entries}) or ["peers"]
 
 
 class PlanInvalid(Exception):

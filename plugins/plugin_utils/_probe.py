@@ -4,15 +4,20 @@
 
 from __future__ import annotations
 
+from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import (
+    ADDRESS_AUDIENCES,
+    audiences_of,
+    bracket,
+    port_exposure,
+)
 from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import (
     host_addresses,
     netaddr,  # None when missing; the filters say so with missing_required_lib
 )
-from ansible_collections.hardened.vllm.plugins.plugin_utils._plan import port_exposure
 from ansible_collections.hardened.vllm.plugins.plugin_utils._report import table
 
 # The plan's audiences that are sets of addresses (custom openings carry their own ``from``).
-AUDIENCES = ("peers", "clients", "monitoring", "admins")
+AUDIENCES = ADDRESS_AUDIENCES
 
 
 def probe_targets(nodes):
@@ -38,7 +43,7 @@ def probe_targets(nodes):
                     continue
                 seen.add(key)
                 label = (
-                    f"{node} {_bracket(address)}:{sock['port']} "
+                    f"{node} {bracket(address)}:{sock['port']} "
                     f"({sock.get('process') or 'no process'})"
                 )
                 targets.append(
@@ -48,7 +53,7 @@ def probe_targets(nodes):
                         "port": sock["port"],
                         "process": sock.get("process"),
                         "pid": sock.get("pid"),
-                        "bind": f"{_bracket(sock['address'])}:{sock['port']}",
+                        "bind": f"{bracket(sock['address'])}:{sock['port']}",
                         "label": label,
                         # exactly the target options of hardened.vllm.tcp_probe
                         "probe": {"address": address, "port": sock["port"], "label": label},
@@ -64,24 +69,6 @@ def _addresses_of(sock, usable):
         return [sock["address"]]
     versions = {4} if sock["family"] == "ipv4" else ({4, 6} if sock["dual_stack"] else {6})
     return [str(ip) for ip in usable if ip.version in versions]
-
-
-def _bracket(address):
-    return f"[{address}]" if ":" in str(address) else str(address)
-
-
-def audiences_of(source, plan):
-    """Which of the plan's audiences a source address belongs to."""
-    if not source:
-        return set()
-    ip = netaddr.IPAddress(source)
-    found = set()
-    for name in AUDIENCES:
-        # a plan published before the gateway has no monitoring audience: nobody
-        by_family = plan.get(name, {}) if name == "monitoring" else plan[name]
-        if any(ip in netaddr.IPNetwork(c) for c in by_family.get(f"ipv{ip.version}") or []):
-            found.add(name)
-    return found
 
 
 def allowed(source, port, plan):
@@ -146,7 +133,7 @@ def _row(vantage, result, target, plan):
 
 def _message(finding, vantage, result, target, audience):
     where = (
-        f"{target['node']} tcp {_bracket(result['address'])}:{result['port']} "
+        f"{target['node']} tcp {bracket(result['address'])}:{result['port']} "
         f"({target['process'] or 'no process'}, pid {target['pid']})"
     )
     if finding == "exposed":
@@ -181,7 +168,7 @@ def probe_matrix(rows):
         lines.append(
             [
                 node,
-                f"{_bracket(address)}:{port}",
+                f"{bracket(address)}:{port}",
                 info["process"] or "?",
                 ",".join(info["audience"]),
                 *[info["cells"].get(v, "") for v in vantages],

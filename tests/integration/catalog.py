@@ -107,7 +107,7 @@ def judge(case, code, out, hosts):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("catalog")
     parser.add_argument("site")
     parser.add_argument("workdir")

@@ -1399,3 +1399,47 @@ def test_docs_plan_md_lists_every_setting_in_its_scope_with_the_specs_default():
     assert list(per_host) == list(HOST_VARS)
     for name, cell in {**cluster_wide, **per_host}.items():
         assert _docs_default(cell) == SPEC[name].get("default"), (name, cell)
+
+
+# --- the plan contract: what every consumer may rely on ----------------------------------
+
+
+def _every_topology():
+    pairs = {
+        "p": host("10.0.0.11", cluster_node_role="prefill"),
+        "d": host("10.0.0.12", cluster_node_role="decode"),
+    }
+    multi = {
+        "h": host("10.0.0.11", cluster_node_role="head"),
+        "w": host("10.0.0.12", cluster_node_role="worker"),
+    }
+    net = {"cluster_network": ["10.0.0.0/24"]}
+    yield plan({"s": host("10.0.0.11")}, cluster_topology="single", **net)
+    yield plan(DP2, **DP_SETTINGS)
+    yield plan(multi, cluster_topology="multi_node", cluster_tensor_parallel_size=2, **net)
+    yield plan(pairs, cluster_topology="disaggregated", **net)
+    yield plan(
+        pairs,
+        cluster_topology="disaggregated",
+        cluster_kv_connector="P2pNcclConnector",
+        cluster_kv_extra_config={"proxy_ip": "10.0.0.5", "proxy_port": "30001"},
+        **net,
+    )
+
+
+def test_every_option_and_variable_the_plan_gives_vllm_is_in_the_contract():
+    """vllm_service refuses PLAN_OPTIONS/PLAN_ENV in user input: they must cover the plan's."""
+    from ansible_collections.hardened.vllm.plugins.module_utils import _plan_contract as contract
+
+    seen_options, seen_env = set(), set()
+    for plans in _every_topology():
+        for name, one in plans.items():
+            assert contract.check_plan(one, ("vllm", "exposure", "peers")) == name
+            seen_options |= {a for a in one["vllm"]["args"] if a.startswith("-")}
+            seen_env |= set(one["vllm"]["env"])
+    assert seen_options <= contract.PLAN_OPTIONS, seen_options - contract.PLAN_OPTIONS
+    assert seen_env <= contract.PLAN_ENV, seen_env - contract.PLAN_ENV
+    # every topology was really rendered
+    assert {"--uds", "--data-parallel-address", "--master-addr", "--kv-transfer-config"} <= (
+        seen_options
+    )

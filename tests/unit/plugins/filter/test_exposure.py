@@ -428,7 +428,7 @@ def test_ruleset_as_text():
         (([dict(API, port=70000)], PLAN, {"nftables": []}), "port 70000"),
         (([dict(API, address="10.0.0")], PLAN, {"nftables": []}), "not an IP address"),
         (([dict(API, address="::1")], PLAN, {"nftables": []}), "not an ipv4 address"),
-        (([API], {"host": "x"}, {"nftables": []}), "version 1 cluster_plan"),
+        (([API], {"host": "x"}, {"nftables": []}), "is not a version 1 plan"),
         (
             (
                 [API],

@@ -455,7 +455,7 @@ def test_the_firewall_unit_an_earlier_play_installs_is_not_required_yet():
 
 
 def test_input_must_be_a_plan():
-    with pytest.raises(AnsibleFilterError, match="run the cluster role first"):
+    with pytest.raises(AnsibleFilterError, match=r"run the role hardened\.vllm\.cluster first"):
         service(None, settings())
 
 
