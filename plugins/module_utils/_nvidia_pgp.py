@@ -185,9 +185,7 @@ def _keys(binary):
         elif tag not in _KEY_PACKETS:
             raise PgpError(f"packet {number} (tag {tag}) does not belong in a public key file")
         elif not keys:
-            raise PgpError(
-                f"packet {number} ({_KEY_PACKETS[tag]}) comes before any primary key"
-            )
+            raise PgpError(f"packet {number} ({_KEY_PACKETS[tag]}) comes before any primary key")
         elif tag == PUBLIC_SUBKEY_TAG:
             keys[-1][1].append(fingerprint(body))
     return keys

@@ -88,7 +88,7 @@ dest:
   type: str
   sample: /etc/apt/keyrings/hardened-vllm-nvidia-cuda.asc
 subkeys:
-  description: Fingerprints of the pinned key's subkeys that were written; null when nothing was written.
+  description: Subkey fingerprints written with the pinned key; null when nothing was written.
   returned: success
   type: list
   elements: str
