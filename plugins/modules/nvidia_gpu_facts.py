@@ -115,7 +115,7 @@ ansible_facts:
               proprietary_modules_supported: true
         nvswitches:
           description:
-            - NVSwitch functions on the PCI bus (bridge class 0x0680): NVSwitch generations 1-3
+            - NVSwitch functions on the PCI bus (bridge class 0x0680), NVSwitch generations 1-3
               (HGX A100, H100, H200).
           type: list
           elements: dict
