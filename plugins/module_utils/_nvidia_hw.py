@@ -101,6 +101,18 @@ def nvidia_inventory(devices):
     return {"gpus": gpus, "nvswitches": switches}
 
 
+def _slot(device):
+    """The PCI address of a class device: PCI_SLOT_NAME in its uevent, else the link's target."""
+    try:
+        with open(os.path.join(device, "uevent"), encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("PCI_SLOT_NAME="):
+                    return line.strip().split("=", 1)[1]
+    except (OSError, UnicodeDecodeError):
+        pass
+    return os.path.basename(os.path.realpath(device)) if os.path.islink(device) else None
+
+
 def read_infiniband(sysfs=SYSFS):
     """InfiniBand devices under `sysfs`/class/infiniband: name and whether the VPD says SW_MNG."""
     root = os.path.join(sysfs, INFINIBAND)
@@ -119,7 +131,7 @@ def read_infiniband(sysfs=SYSFS):
         devices.append(
             {
                 "name": name,
-                "pci_address": os.path.basename(os.path.realpath(device)),
+                "pci_address": _slot(device),
                 "vpd_readable": vpd is not None,
                 "nvlink_switch": bool(vpd) and SWITCH_MANAGEMENT_VPD in vpd,
             }

@@ -98,3 +98,9 @@ def test_fabric_prefers_nvlink5_and_names_unreadable_vpd(tmp_path):
     assert found["kind"] == "nvlink5" and found["vpd_unreadable"] == ["mlx5_1"]
     assert hw.fabric([], [])["kind"] == "none"
     assert hw.read_infiniband(str(tmp_path / "missing")) == []
+    # On a host `device` is a link to the PCI function: its name is the address.
+    pci = tmp_path / "devices/0000:c1:00.0"
+    pci.mkdir(parents=True)
+    (tmp_path / "class/infiniband/mlx5_9").mkdir()
+    (tmp_path / "class/infiniband/mlx5_9/device").symlink_to(pci)
+    assert hw.read_infiniband(str(tmp_path))[-1]["pci_address"] == "0000:c1:00.0"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.hardened.vllm.plugins.module_utils import _nvidia_hw as hw
 from ansible_collections.hardened.vllm.plugins.modules import nvidia_gpu_facts, nvidia_repo_key
 
 _HELPERS = Path(__file__).resolve().parents[1] / "module_utils" / "_nvidia_fixtures.py"
@@ -88,6 +89,8 @@ def test_facts_find_nvlink5_switches_in_the_b200_layout(capsys):
         "vpd_unreadable": [],
     }
     assert facts["fabric_manager_required"] is True and facts["nvlsm_required"] is True
+    switches = hw.read_infiniband(str(SYSFS / "hgx-b200-nvlink5"))
+    assert [d["pci_address"] for d in switches] == ["0000:1a:00.0", "0000:c1:00.0", "0000:c1:00.1"]
     assert len(facts["gpus"]) == 8 and facts["open_modules_supported"] is True
     assert facts["persistence_mode"] is None  # nvidia-smi not asked
 
