@@ -73,13 +73,9 @@ def test_facts_on_hgx_with_driver(tmp_path, capsys, fake_smi):
     assert facts["persistence_mode"] is True and facts["fabric"]["kind"] == "nvswitch"
 
 
-SYSFS = FIXTURES / "sysfs"
-
-
-def test_facts_find_nvlink5_switches_in_the_b200_layout(capsys):
-    _code, out = run(
-        nvidia_gpu_facts, capsys, sysfs_root=str(SYSFS / "hgx-b200-nvlink5"), nvidia_smi=False
-    )
+def test_facts_find_nvlink5_switches_in_the_b200_layout(tmp_path, capsys):
+    root = helpers.sysfs_layout("hgx-b200-nvlink5", tmp_path)
+    _code, out = run(nvidia_gpu_facts, capsys, sysfs_root=str(root), nvidia_smi=False)
     facts = out["ansible_facts"]["nvidia"]
     assert facts["fabric"] == {
         "kind": "nvlink5",
@@ -89,16 +85,15 @@ def test_facts_find_nvlink5_switches_in_the_b200_layout(capsys):
         "vpd_unreadable": [],
     }
     assert facts["fabric_manager_required"] is True and facts["nvlsm_required"] is True
-    switches = hw.read_infiniband(str(SYSFS / "hgx-b200-nvlink5"))
+    switches = hw.read_infiniband(str(root))
     assert [d["pci_address"] for d in switches] == ["0000:1a:00.0", "0000:c1:00.0", "0000:c1:00.1"]
     assert len(facts["gpus"]) == 8 and facts["open_modules_supported"] is True
     assert facts["persistence_mode"] is None  # nvidia-smi not asked
 
 
-def test_facts_h100_layout_with_an_hca_is_not_nvlink5(capsys):
-    _code, out = run(
-        nvidia_gpu_facts, capsys, sysfs_root=str(SYSFS / "hgx-h100-nvswitch"), nvidia_smi=False
-    )
+def test_facts_h100_layout_with_an_hca_is_not_nvlink5(tmp_path, capsys):
+    root = helpers.sysfs_layout("hgx-h100-nvswitch", tmp_path)
+    _code, out = run(nvidia_gpu_facts, capsys, sysfs_root=str(root), nvidia_smi=False)
     facts = out["ansible_facts"]["nvidia"]
     assert facts["fabric"]["kind"] == "nvswitch" and facts["fabric"]["pci_nvswitches"] == 4
     assert facts["fabric"]["infiniband_devices"] == ["mlx5_0"]
