@@ -19,8 +19,20 @@ def _fail(host, message):
     raise AnsibleFilterError(f"hardened.vllm.nvidia_driver_packages: {where}{message}")
 
 
-def nvidia_driver_packages(facts, settings, candidates=None):
-    """What to install, hold and pin on one host; optionally check the package candidates."""
+def _fabric(nvidia, wanted):
+    """none / nvswitch / nvlink5 from the hardware facts and nvidia_driver_fabric_manager."""
+    found = (nvidia.get("fabric") or {}).get("kind")
+    if found is None:  # facts of an older nvidia_gpu_facts: PCI NVSwitches only
+        found = "nvswitch" if nvidia.get("fabric_manager_required") else "none"
+    if wanted == "never":
+        return "none"
+    if wanted == "always" and found == "none":
+        return "nvswitch"
+    return found
+
+
+def nvidia_driver_packages(facts, settings, candidates=None, installed=False):
+    """What to install, hold and pin on one host; optionally check candidates or installs."""
     if not isinstance(facts, Mapping):
         _fail(None, f"input must be ansible_facts (a mapping), got {type(facts).__name__}")
     if not isinstance(settings, Mapping):
@@ -46,8 +58,7 @@ def nvidia_driver_packages(facts, settings, candidates=None):
         "branch": settings.get("branch"),
         "version": settings.get("version"),
         "kernel_modules": flavour,
-        "fabric_manager": fabric == "always"
-        or (fabric == "auto" and bool(nvidia.get("fabric_manager_required"))),
+        "fabric": _fabric(nvidia, fabric),
         "persistenced": bool(settings.get("persistenced", True)),
         "kernel_headers": bool(settings.get("kernel_headers", True)),
     }
@@ -61,10 +72,11 @@ def nvidia_driver_packages(facts, settings, candidates=None):
                     "candidates must be ansible_facts.nvidia.packages (a mapping), "
                     f"got {candidates!r}",
                 )
-            selection["candidate_version"] = pkgs.check_candidates(candidates, selection)
+            check = pkgs.check_installed if installed else pkgs.check_candidates
+            selection["candidate_version"] = check(candidates, selection)
     except pkgs.SelectionError as exc:
         _fail(host, str(exc))
-    selection["fabric_manager"] = resolved["fabric_manager"]
+    selection["fabric_manager"] = selection["fabric"] != "none"
     return selection
 
 

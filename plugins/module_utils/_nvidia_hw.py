@@ -9,6 +9,10 @@
   newer work with the open modules, older ones only with the proprietary modules;
   Blackwell (0x2900) and newer only with the open modules.
 - Secure Boot state from the EFI variable, or from `mokutil --sb-state` output.
+- NVLink5 (fourth-generation NVSwitch, HGX B200/B300): those switches are not NVIDIA PCI
+  bridges; the host sees them as InfiniBand devices whose PCI VPD names them "SW_MNG"
+  (switch management). NVIDIA's gpu-driver-container detects them the same way
+  (`_assert_nvlink5_system` in rhel9/nvidia-driver: /sys/class/infiniband/*/device/vpd).
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from __future__ import annotations
 import os
 
 NVIDIA_VENDOR = 0x10DE
+SYSFS = "/sys"
 PCI_DEVICES = "/sys/bus/pci/devices"
+INFINIBAND = "class/infiniband"
+SWITCH_MANAGEMENT_VPD = b"SW_MNG"
 EFIVARS = "/sys/firmware/efi/efivars"
 SECURE_BOOT_VAR = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 
@@ -92,6 +99,65 @@ def nvidia_inventory(devices):
     for switch in switches:
         del switch["open_modules_supported"], switch["proprietary_modules_supported"]
     return {"gpus": gpus, "nvswitches": switches}
+
+
+def _slot(device):
+    """The PCI address of a class device: PCI_SLOT_NAME in its uevent, else the link's target."""
+    try:
+        with open(os.path.join(device, "uevent"), encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("PCI_SLOT_NAME="):
+                    return line.strip().split("=", 1)[1]
+    except (OSError, UnicodeDecodeError):
+        pass
+    return os.path.basename(os.path.realpath(device)) if os.path.islink(device) else None
+
+
+def read_infiniband(sysfs=SYSFS):
+    """InfiniBand devices under `sysfs`/class/infiniband: name and whether the VPD says SW_MNG."""
+    root = os.path.join(sysfs, INFINIBAND)
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return []
+    devices = []
+    for name in names:
+        device = os.path.join(root, name, "device")
+        try:
+            with open(os.path.join(device, "vpd"), "rb") as handle:
+                vpd = handle.read()
+        except OSError:
+            vpd = None  # no VPD, or not readable (it needs root): not a switch we can name
+        devices.append(
+            {
+                "name": name,
+                "pci_address": _slot(device),
+                "vpd_readable": vpd is not None,
+                "nvlink_switch": bool(vpd) and SWITCH_MANAGEMENT_VPD in vpd,
+            }
+        )
+    return devices
+
+
+def fabric(nvswitches, infiniband):
+    """The fabric kind: 'nvlink5' (IB-managed NVSwitch gen 4), 'nvswitch' (PCI, gen 1-3), 'none'.
+
+    NVLink5 wins when both are seen: its Fabric Manager needs NVLSM before it starts.
+    """
+    switches = [d["name"] for d in infiniband if d["nvlink_switch"]]
+    if switches:
+        kind = "nvlink5"
+    elif nvswitches:
+        kind = "nvswitch"
+    else:
+        kind = "none"
+    return {
+        "kind": kind,
+        "pci_nvswitches": len(nvswitches),
+        "nvlink5_switches": switches,
+        "infiniband_devices": [d["name"] for d in infiniband],
+        "vpd_unreadable": [d["name"] for d in infiniband if not d["vpd_readable"]],
+    }
 
 
 def choose_kernel_modules(requested, gpus):

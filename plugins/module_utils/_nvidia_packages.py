@@ -68,14 +68,62 @@ def _headers(kind, kernel):
     return f"kernel-devel-{kernel}" if kind == "rhel" else f"linux-headers-{kernel}"
 
 
+# Branch boundaries in NVIDIA's packaging (driver installation guide, "Recent updates";
+# gpu-driver-container ubuntu24.04/install.sh and rhel9|rhel10/install.sh):
+# - from 580 Fabric Manager, NSCQ, NVSDM and IMEX have unversioned names on the CUDA
+#   repository (apt and dnf), held at the driver's exact version;
+# - from 590 the Ubuntu packages of the CUDA repository lose their branch suffix
+#   (libnvidia-compute-580 -> libnvidia-compute, nvidia-dkms-580-open -> nvidia-dkms-open).
+FIRST_UNVERSIONED_FABRIC = 580
+FIRST_UNSUFFIXED_UBUNTU = 590
+FABRICS = ("none", "nvswitch", "nvlink5")
+# NVLink5 (fourth-generation NVSwitch, HGX B200/B300): the switches are managed over
+# InfiniBand by NVIDIA's NVLink subnet manager; these come from the distribution (or the
+# CUDA repository) at their own versions, so they are installed but not held in lockstep.
+NVLINK5_TOOLS = ("nvlsm", "infiniband-diags")
+NVLINK5_MODULES = ("ib_umad",)
+
+
+def _fabric_packages(kind, source, branch, arch, fabric):
+    """Fabric Manager and its libraries for one distribution and branch; [] without NVSwitch."""
+    if fabric == "none":
+        return []
+    if kind == "ubuntu" and source == "distribution":
+        # Ubuntu's own archive keeps the branch in every name (and needs the -server driver).
+        names = [f"nvidia-fabricmanager-{branch}", f"libnvidia-nscq-{branch}"]
+        return names + ([f"nvidia-imex-{branch}"] if fabric == "nvlink5" else [])
+    if int(branch) < FIRST_UNVERSIONED_FABRIC:
+        fm = "nvidia-fabric-manager" if kind == "rhel" else f"nvidia-fabricmanager-{branch}"
+        names = [fm, f"libnvidia-nscq-{branch}"]
+        return names + ([f"nvidia-imex-{branch}"] if fabric == "nvlink5" else [])
+    names = ["nvidia-fabricmanager", "libnvidia-nscq"]
+    if arch == "x86_64":  # NVIDIA publishes no libnvsdm for arm64 (sbsa)
+        names.append("libnvsdm")
+    if fabric == "nvlink5":  # multi-node NVLink needs IMEX; NVLink4 HGX boards do not
+        names.append("nvidia-imex")
+    return names
+
+
 def _ubuntu(settings, branch, flavour):
-    server = "-server" if settings["source"] == "distribution" else ""
-    suffix = "-open" if flavour == "open" else ""
+    if settings["source"] == "distribution":
+        suffix = "-open" if flavour == "open" else ""
+        return {
+            "packages": [
+                f"nvidia-headless-{branch}-server{suffix}",
+                f"nvidia-utils-{branch}-server",
+            ],
+            "kernel_module_package": f"nvidia-dkms-{branch}-server{suffix}",
+            "persistenced": [],  # nvidia-compute-utils, a dependency of the headless package
+        }
+    # NVIDIA's compute-only install for Ubuntu from the CUDA repository: the compute
+    # libraries, the DKMS module, nvidia-smi (nvidia-utils) and nvidia-persistenced
+    # (nvidia-compute-utils); 590 and later without the branch in the names.
+    tag = "" if int(branch) >= FIRST_UNSUFFIXED_UBUNTU else f"-{branch}"
+    kmod = f"nvidia-dkms{tag}-open" if flavour == "open" else f"nvidia-dkms{tag}"
     return {
-        "packages": [f"nvidia-headless-{branch}{server}{suffix}", f"nvidia-utils-{branch}{server}"],
-        "kernel_module_package": f"nvidia-dkms-{branch}{server}{suffix}",
-        "fabric_manager": [f"nvidia-fabricmanager-{branch}", f"libnvidia-nscq-{branch}"],
-        "persistenced": [],  # nvidia-compute-utils, a dependency of the headless package
+        "packages": [f"libnvidia-compute{tag}", kmod, f"nvidia-utils{tag}"],
+        "kernel_module_package": kmod,
+        "persistenced": [f"nvidia-compute-utils{tag}"],
     }
 
 
@@ -87,7 +135,7 @@ def _debian(settings, branch, flavour, major):
                 f"not {branch}: "
                 f"set nvidia_driver_branch: '{DEBIAN_BRANCH[major]}' or nvidia_driver_source: cuda"
             )
-        if settings["fabric_manager"]:
+        if settings["fabric"] != "none":
             raise SelectionError(
                 "Debian's archive has no Fabric Manager, which this host's NVSwitches need: "
                 "set nvidia_driver_source: cuda"
@@ -96,16 +144,15 @@ def _debian(settings, branch, flavour, major):
         return {
             "packages": [kmod, "nvidia-smi", "libcuda1"],
             "kernel_module_package": kmod,
-            "fabric_manager": [],
             # Debian builds nvidia-persistenced from its own source with its own versions.
             "persistenced": ["nvidia-persistenced"],
             "independent": ["nvidia-persistenced"],
         }
+    # NVIDIA's compute-only install for Debian: nvidia-driver-cuda and the DKMS module.
     kmod = "nvidia-kernel-open-dkms" if flavour == "open" else "nvidia-kernel-dkms"
     return {
         "packages": ["nvidia-driver-cuda", kmod],
         "kernel_module_package": kmod,
-        "fabric_manager": [f"nvidia-fabricmanager-{branch}"],
         "persistenced": ["nvidia-persistenced"],
     }
 
@@ -125,10 +172,29 @@ def _rhel(settings, branch, flavour, major):
     return {
         "packages": ["nvidia-driver-cuda", kmod],
         "kernel_module_package": kmod,
-        "fabric_manager": [f"nvidia-fabricmanager-{branch}"],
         "persistenced": ["nvidia-persistenced"],
         "module_stream": stream,
     }
+
+
+def _epel(facts, major):
+    """How this RHEL-compatible host gets EPEL, which alone has dkms >= 3.1.8.
+
+    NVIDIA's DKMS packages (kmod-nvidia-open-dkms, kmod-nvidia-latest-dkms) require
+    dkms >= 3.1.8, which RHEL and its rebuilds carry only in EPEL (driver installation
+    guide, "Red Hat Enterprise Linux": "Satisfy third-party package dependency").
+    """
+    name = str(facts.get("distribution", ""))
+    if name == "OracleLinux":
+        return {"package": f"oracle-epel-release-el{major}", "url": None}
+    if name == "RedHat":
+        return {
+            "package": "epel-release",
+            "url": f"https://dl.fedoraproject.org/pub/epel/epel-release-latest-{major}.noarch.rpm",
+            "key_url": f"https://dl.fedoraproject.org/pub/epel/RPM-GPG-KEY-EPEL-{major}",
+        }
+    # Rocky, AlmaLinux, CentOS Stream: epel-release is in their own signed extras.
+    return {"package": "epel-release", "url": None}
 
 
 def select(facts, settings):
@@ -137,7 +203,8 @@ def select(facts, settings):
     facts: distribution, distribution_major_version, distribution_version,
       distribution_release, architecture, kernel (Ansible's fact names, no prefix).
     settings: source, branch, version, kernel_modules ('open'/'proprietary', already
-      resolved against the GPUs), fabric_manager, persistenced, kernel_headers (bools).
+      resolved against the GPUs), fabric ('none', 'nvswitch' or 'nvlink5', already resolved
+      against the hardware), persistenced, kernel_headers (bools).
     """
     source = settings.get("source")
     if source not in SOURCES:
@@ -153,12 +220,16 @@ def select(facts, settings):
             f"branch {branch} has no open kernel modules (they start with {FIRST_OPEN_BRANCH}): "
             "raise nvidia_driver_branch or set nvidia_driver_kernel_modules: proprietary"
         )
+    fabric = settings.get("fabric", "none")
+    if fabric not in FABRICS:
+        raise SelectionError(f"fabric {fabric!r} must be resolved to one of {', '.join(FABRICS)}")
     arch = str(facts.get("architecture", ""))
     if arch not in CUDA_ARCH:
         raise SelectionError(
             f"architecture {arch or '(unknown)'} is not supported (x86_64, aarch64)"
         )
     kind, major = _distro(facts)
+    settings = dict(settings, fabric=fabric)
     if kind == "ubuntu":
         table = _ubuntu(settings, branch, flavour)
     elif kind == "debian":
@@ -169,19 +240,25 @@ def select(facts, settings):
     packages = list(table["packages"])
     if settings.get("persistenced"):
         packages += table["persistenced"]
-    fabric = table["fabric_manager"] if settings.get("fabric_manager") else []
-    packages += fabric
+    fabric_packages = _fabric_packages(kind, source, branch, arch, fabric)
+    packages += fabric_packages
     held = list(packages)
     if table["kernel_module_package"] not in held:
         held.append(table["kernel_module_package"])
     lockstep = [p for p in held if p not in table.get("independent", [])]
+    tools = list(NVLINK5_TOOLS) if fabric == "nvlink5" else []
+    packages += tools
     if settings.get("kernel_headers"):
         packages.append(_headers(kind, facts.get("kernel")))
 
     pin = f"{version}*" if version else f"{branch}.*"
     install = list(packages)
-    if kind == "rhel" and major == "10":
-        install = [f"{name}-{version or branch}*" if name in held else name for name in packages]
+    if kind == "rhel":
+        # dnf has no pin file: every lockstep name carries the version (or branch) itself,
+        # as NVIDIA's recipes install nvidia-fabricmanager-${DRIVER_VERSION}.
+        install = [
+            f"{name}-{version or branch}*" if name in lockstep else name for name in packages
+        ]
 
     if source == "cuda":
         dist_version = str(facts.get("distribution_version", "")).replace(".", "")
@@ -190,14 +267,22 @@ def select(facts, settings):
             "ubuntu": f"ubuntu{dist_version}",
             "rhel": f"rhel{major}",
         }[kind]
-        repo = {"source": "cuda", "path": path, "arch": CUDA_ARCH[arch]}
+        repo = {"source": "cuda", "path": path, "arch": CUDA_ARCH[arch], "origin": "NVIDIA"}
     else:
         repo = {
             "source": "distribution",
             "distribution": facts.get("distribution"),
             "suite": facts.get("distribution_release"),
             "components": ["contrib", "non-free", "non-free-firmware"] if kind == "debian" else [],
+            "origin": str(facts.get("distribution")),
         }
+    # apt origins the driver packages must never come from: the other side of the mix.
+    if kind == "rhel":
+        foreign_origins = []
+    elif source == "cuda":
+        foreign_origins = ["Ubuntu"] if kind == "ubuntu" else ["Debian"]
+    else:
+        foreign_origins = ["NVIDIA"]
     return {
         "family": "dnf" if kind == "rhel" else "apt",
         "repo": repo,
@@ -206,10 +291,15 @@ def select(facts, settings):
         "hold": held,
         "lockstep": lockstep,
         "pin_version": pin,
+        "foreign_origins": foreign_origins,
         "module_stream": table.get("module_stream"),
         "kernel_module_package": table["kernel_module_package"],
         "kernel_modules": flavour,
-        "fabric_manager_packages": fabric,
+        "fabric": fabric,
+        "fabric_manager_packages": fabric_packages,
+        "nvlink5_tools": tools,
+        "kernel_modules_load": list(NVLINK5_MODULES) if fabric == "nvlink5" else [],
+        "epel": _epel(facts, major) if kind == "rhel" else None,
     }
 
 
@@ -263,5 +353,29 @@ def check_candidates(policy, selection):
             f"the driver packages' candidates differ ({listed}) and would install a kernel module "
             f"that does not match its libraries: set nvidia_driver_version: '{kmod}' (the "
             f"{selection['kernel_module_package']} version), or another version all of them have"
+        )
+    return next(iter(versions.values()))
+
+
+def check_installed(packages, selection):
+    """Raise SelectionError unless every lockstep package is installed at one version.
+
+    Fabric Manager refuses to start unless it is exactly the loaded driver's version; the
+    same holds for NSCQ, NVSDM and IMEX. `packages` is ansible_facts.nvidia.packages.
+    """
+    missing = [p for p in selection["lockstep"] if not (packages.get(p) or {}).get("installed")]
+    if missing:
+        raise SelectionError(
+            f"{', '.join(missing)} not installed after the install step: check the package "
+            "manager's log on the host"
+        )
+    versions = {p: upstream_version(packages[p]["installed"]) for p in selection["lockstep"]}
+    if len(set(versions.values())) > 1:
+        listed = ", ".join(f"{p} {v}" for p, v in sorted(versions.items()))
+        kmod = versions.get(selection["kernel_module_package"])
+        raise SelectionError(
+            f"the installed driver packages differ ({listed}); Fabric Manager and the "
+            f"libraries must be exactly the driver's version: set nvidia_driver_version: "
+            f"'{kmod}' and run the role again"
         )
     return next(iter(versions.values()))

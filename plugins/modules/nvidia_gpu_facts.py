@@ -37,11 +37,16 @@ options:
         whether it is enrolled (C(mokutil --test-key)).
     type: path
     default: /var/lib/dkms/mok.pub
+  sysfs_root:
+    description:
+      - Where sysfs is mounted. Tests point it at a copy of a recorded layout
+        (C(bus/pci/devices), C(class/infiniband)).
+    type: path
+    default: /sys
   pci_devices:
     description:
-      - The sysfs directory of PCI functions. Tests point it at a recorded copy.
+      - The sysfs directory of PCI functions; default C(<sysfs_root>/bus/pci/devices).
     type: path
-    default: /sys/bus/pci/devices
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
@@ -70,6 +75,11 @@ EXAMPLES = r"""
       (ansible_facts.nvidia.driver_version | hardened.vllm.nvidia_cuda_compat('12.9')).supported
     fail_msg: "driver {{ ansible_facts.nvidia.driver_version }} is too old for CUDA 12.9"
   when: ansible_facts.nvidia.driver_version is not none
+
+- name: Read the fabric from a recorded sysfs layout (tests)
+  hardened.vllm.nvidia_gpu_facts:
+    sysfs_root: /srv/fixtures/sysfs/hgx-b200-nvlink5
+    nvidia_smi: false
 
 - name: Compare driver package candidates
   hardened.vllm.nvidia_gpu_facts:
@@ -105,12 +115,33 @@ ansible_facts:
               proprietary_modules_supported: true
         nvswitches:
           description:
-            - NVSwitch functions (PCI bridge class 0x0680).
-            - Non-empty means Fabric Manager is needed.
+            - NVSwitch functions on the PCI bus (bridge class 0x0680), NVSwitch generations 1-3
+              (HGX A100, H100, H200).
           type: list
           elements: dict
+        fabric:
+          description:
+            - Which NVLink fabric the host has. V(nvlink5) when an InfiniBand device's PCI VPD
+              contains C(SW_MNG) (fourth-generation NVSwitch, HGX B200/B300, managed by NVLSM
+              over InfiniBand), V(nvswitch) for PCI NVSwitches, V(none) otherwise.
+            - C(vpd_unreadable) lists InfiniBand devices whose VPD could not be read (run as root).
+          type: dict
+          sample:
+            kind: nvlink5
+            pci_nvswitches: 0
+            nvlink5_switches: [mlx5_4, mlx5_5]
+            infiniband_devices: [mlx5_0, mlx5_4, mlx5_5]
+            vpd_unreadable: []
         fabric_manager_required:
-          description: Whether NVSwitches are present.
+          description: Whether Fabric Manager is needed (any NVSwitch, PCI or NVLink5).
+          type: bool
+        nvlsm_required:
+          description: Whether NVLSM and C(ib_umad) are needed (NVLink5).
+          type: bool
+        persistence_mode:
+          description:
+            - Whether persistence mode is on for every GPU (nvidia-smi); null when nvidia-smi
+              did not answer.
           type: bool
         open_modules_supported:
           description: Whether every GPU can use the open kernel modules.
@@ -235,15 +266,21 @@ def _packages(module, names):
 
 def gather(module):
     """All facts; split out so tests can call it with a fake module."""
-    inventory = hw.nvidia_inventory(hw.read_pci_devices(module.params["pci_devices"]))
+    sysfs = module.params["sysfs_root"]
+    pci = module.params["pci_devices"] or os.path.join(sysfs, "bus/pci/devices")
+    inventory = hw.nvidia_inventory(hw.read_pci_devices(pci))
     gpus = inventory["gpus"]
+    fabric = hw.fabric(inventory["nvswitches"], hw.read_infiniband(sysfs))
     secure_boot, enrolled = _secure_boot(module)
     loaded = _loaded_module()
     facts = {
         "gpu_present": bool(gpus),
         "gpus": gpus,
         "nvswitches": inventory["nvswitches"],
-        "fabric_manager_required": bool(inventory["nvswitches"]),
+        "fabric": fabric,
+        "fabric_manager_required": fabric["kind"] != "none",
+        "nvlsm_required": fabric["kind"] == "nvlink5",
+        "persistence_mode": None,
         "open_modules_supported": all(g["open_modules_supported"] for g in gpus),
         "proprietary_modules_supported": all(g["proprietary_modules_supported"] for g in gpus),
         "secure_boot": secure_boot,
@@ -263,6 +300,9 @@ def gather(module):
         if smi_gpus and smi_gpus[0].get("driver_version"):
             facts["driver_version"] = smi_gpus[0]["driver_version"]
         facts["cuda_version"] = xml.get("cuda_version")
+        modes = [g.get("persistence_mode") for g in smi_gpus]
+        if modes and all(modes):
+            facts["persistence_mode"] = all(m == "Enabled" for m in modes)
         facts["compute_capabilities"] = sorted(
             {g["compute_cap"] for g in smi_gpus if g.get("compute_cap")}
         )
@@ -278,7 +318,8 @@ def main():
             "packages": {"type": "list", "elements": "str", "default": []},
             "nvidia_smi": {"type": "bool", "default": True},
             "mok_key": {"type": "path", "default": "/var/lib/dkms/mok.pub"},
-            "pci_devices": {"type": "path", "default": hw.PCI_DEVICES},
+            "sysfs_root": {"type": "path", "default": hw.SYSFS},
+            "pci_devices": {"type": "path"},
         },
         supports_check_mode=True,
     )

@@ -13,6 +13,12 @@ version_added: 0.1.0
 description:
   - Writes an OpenPGP public key to O(dest) only when it holds exactly one primary key and
     that key's fingerprint is O(fingerprint). The fingerprint is computed here, without gpg.
+  - Every armored block and every packet of the download is parsed. A second key appended,
+    prepended or concatenated (in another armored block or in the same binary stream), a
+    packet that does not belong in a public key, text outside the armor or a damaged armor
+    checksum is refused.
+  - What is written is rebuilt from the checked packets (ASCII armor, as
+    C(gpg --export --armor) writes it), never the downloaded bytes as they are.
   - When O(dest) already holds the pinned key nothing is downloaded, so later runs work
     offline and report no change.
   - Used for NVIDIA's CUDA repository key (apt C(signed-by=) or an RPM C(gpgkey=file://)),
@@ -35,8 +41,7 @@ options:
     required: true
   dest:
     description:
-      - Where to write the key, as downloaded.
-      - Armored keys keep their armor, so name the file C(.asc).
+      - Where to write the verified key, always ASCII armored, so name the file C(.asc).
     type: path
     required: true
   mode:
@@ -82,6 +87,11 @@ dest:
   returned: success
   type: str
   sample: /etc/apt/keyrings/hardened-vllm-nvidia-cuda.asc
+subkeys:
+  description: Subkey fingerprints written with the pinned key; null when nothing was written.
+  returned: success
+  type: list
+  elements: str
 downloaded:
   description: Whether the key was downloaded during this run.
   returned: success
@@ -98,14 +108,13 @@ from ansible_collections.hardened.vllm.plugins.module_utils import _nvidia_pgp a
 
 
 def _current(dest, fingerprint):
-    """The key bytes at dest if they are exactly the pinned key, else None."""
+    """True if dest holds exactly the pinned key in the form this module writes."""
     try:
         with open(dest, "rb") as handle:
             data = handle.read()
-        pgp.check_key(data, fingerprint)
-        return data
+        return pgp.verified_key(data, fingerprint)[2] == data
     except (OSError, pgp.PgpError):
-        return None
+        return False
 
 
 def _download(module):
@@ -149,9 +158,9 @@ def main():
     except pgp.PgpError as exc:
         module.fail_json(msg=f"fingerprint: {exc}")
 
-    data = _current(dest, pinned)
     downloaded = False
-    changed = data is None
+    changed = not _current(dest, pinned)
+    subkeys = None
     if changed:
         if params["content"] is not None:
             data = params["content"].encode("utf-8")
@@ -159,17 +168,19 @@ def main():
             data, downloaded = _download(module), True
         source = params["url"] or "content"
         try:
-            pgp.check_key(data, pinned)
+            _fingerprint, subkeys, verified = pgp.verified_key(data, pinned)
         except pgp.PgpError as exc:
             module.fail_json(msg=f"refusing the repository key from {source}: {exc}", dest=dest)
         if not module.check_mode:
-            _write(module, dest, data)
+            _write(module, dest, verified)
     file_args = module.load_file_common_arguments(
         {"path": dest, "mode": params["mode"], "owner": "root", "group": "root"}
     )
     if os.path.exists(dest):
         changed = module.set_fs_attributes_if_different(file_args, changed)
-    module.exit_json(changed=changed, fingerprint=pinned, dest=dest, downloaded=downloaded)
+    module.exit_json(
+        changed=changed, fingerprint=pinned, subkeys=subkeys, dest=dest, downloaded=downloaded
+    )
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def test_packages_auto_resolves_open_and_fabric_manager():
         facts(nvswitch=True), {"source": "cuda", "branch": "580"}
     )
     assert chosen["kernel_modules"] == "open" and chosen["fabric_manager"] is True
-    assert "nvidia-fabricmanager-580" in chosen["packages"]
+    assert chosen["fabric"] == "nvswitch" and "nvidia-fabricmanager" in chosen["packages"]
     assert chosen["candidate_version"] is None
 
 
@@ -73,7 +73,7 @@ def test_packages_auto_picks_proprietary_for_pre_turing():
     chosen = FILTERS["nvidia_driver_packages"](
         facts(gpus=[V100]), {"source": "cuda", "branch": "580"}
     )
-    assert chosen["kernel_modules"] == "proprietary" and "nvidia-headless-580" in chosen["packages"]
+    assert chosen["kernel_modules"] == "proprietary" and "nvidia-dkms-580" in chosen["packages"]
 
 
 def test_packages_fabric_manager_never_and_always():
@@ -128,3 +128,26 @@ def test_packages_with_candidates():
     skewed = dict(good, **{chosen["kernel_module_package"]: {"candidate": "580.82.07-0ubuntu1"}})
     with pytest.raises(AnsibleFilterError, match=r"set nvidia_driver_version: '580\.82\.07'"):
         FILTERS["nvidia_driver_packages"](facts(), settings, skewed)
+
+
+def test_packages_follow_the_fabric_the_facts_found():
+    nvlink5 = facts()
+    nvlink5["nvidia"]["fabric"] = {"kind": "nvlink5"}
+    chosen = FILTERS["nvidia_driver_packages"](nvlink5, {"source": "cuda", "branch": "580"})
+    assert chosen["fabric"] == "nvlink5" and "nvlsm" in chosen["packages"]
+    assert "nvidia-imex" in chosen["hold"] and chosen["kernel_modules_load"] == ["ib_umad"]
+    never = FILTERS["nvidia_driver_packages"](
+        nvlink5, {"source": "cuda", "branch": "580", "fabric_manager": "never"}
+    )
+    assert never["fabric"] == "none" and "nvlsm" not in never["packages"]
+
+
+def test_packages_check_installed_versions():
+    settings = {"source": "cuda", "branch": "580", "host": "gpu1"}
+    chosen = FILTERS["nvidia_driver_packages"](facts(nvswitch=True), settings)
+    installed = {p: {"installed": "580.95.05-0ubuntu1"} for p in chosen["lockstep"]}
+    ok = FILTERS["nvidia_driver_packages"](facts(nvswitch=True), settings, installed, True)
+    assert ok["candidate_version"] == "580.95.05"
+    installed["nvidia-fabricmanager"] = {"installed": "580.105.08-0ubuntu1"}
+    with pytest.raises(AnsibleFilterError, match="host gpu1: the installed driver packages differ"):
+        FILTERS["nvidia_driver_packages"](facts(nvswitch=True), settings, installed, True)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+import tarfile
 from pathlib import Path
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "nvidia"
@@ -29,4 +30,11 @@ def sysfs_from_recording(recording, root):
             (device / "driver").symlink_to(f"../../../bus/pci/drivers/{match['value']}")
         else:
             (device / match["attr"]).write_text(match["value"] + "\n")
+    return root
+
+
+def sysfs_layout(name, root):
+    """Unpack the constructed sysfs layout sysfs/<name>.tar (see sysfs/build.py) under `root`."""
+    with tarfile.open(FIXTURES / "sysfs" / f"{name}.tar") as archive:
+        archive.extractall(root, filter="tar")
     return root

@@ -85,3 +85,22 @@ def test_mokutil_outputs():
     assert hw.parse_sb_state("EFI variables are not supported on this system\n") is None
     assert hw.parse_mok_test_key("/var/lib/dkms/mok.pub is already enrolled\n") is True
     assert hw.parse_mok_test_key("/var/lib/dkms/mok.pub is not enrolled\n") is False
+
+
+def test_fabric_prefers_nvlink5_and_names_unreadable_vpd(tmp_path):
+    ib = tmp_path / "class/infiniband/mlx5_0/device"
+    ib.mkdir(parents=True)
+    (ib / "vpd").write_bytes(b"\x82\x05\x00xxxxx\x90\x09\x00V3\x06SW_MNG\x78")
+    (tmp_path / "class/infiniband/mlx5_1/device").mkdir(parents=True)  # no vpd file
+    devices = hw.read_infiniband(str(tmp_path))
+    assert [d["nvlink_switch"] for d in devices] == [True, False]
+    found = hw.fabric([{"pci_address": "0000:05:00.0"}], devices)
+    assert found["kind"] == "nvlink5" and found["vpd_unreadable"] == ["mlx5_1"]
+    assert hw.fabric([], [])["kind"] == "none"
+    assert hw.read_infiniband(str(tmp_path / "missing")) == []
+    # On a host `device` is a link to the PCI function: its name is the address.
+    pci = tmp_path / "devices/0000:c1:00.0"
+    pci.mkdir(parents=True)
+    (tmp_path / "class/infiniband/mlx5_9").mkdir()
+    (tmp_path / "class/infiniband/mlx5_9/device").symlink_to(pci)
+    assert hw.read_infiniband(str(tmp_path))[-1]["pci_address"] == "0000:c1:00.0"

@@ -159,7 +159,12 @@ def settings(**over):
         (
             "ubuntu2404",
             {"kernel_modules": "proprietary", "kernel_headers": False},
-            ["nvidia-headless-580", "nvidia-utils-580"],
+            [
+                "libnvidia-compute-580",
+                "nvidia-dkms-580",
+                "nvidia-utils-580",
+                "nvidia-compute-utils-580",
+            ],
             {"source": "cuda", "path": "ubuntu2404", "arch": "x86_64"},
         ),
         (
@@ -184,7 +189,10 @@ def settings(**over):
 def test_packages_and_repo(host, over, packages, repo):
     chosen = pkgs.select(FACTS[host], settings(**over))
     assert chosen["packages"] == packages
-    assert chosen["repo"] == repo
+    got = dict(chosen["repo"])
+    origin = got.pop("origin")
+    assert got == repo
+    assert origin == ("NVIDIA" if repo["source"] == "cuda" else FACTS[host]["distribution"])
     assert not any(p.startswith(("linux-headers", "kernel-devel")) for p in chosen["hold"])
 
 
@@ -203,7 +211,7 @@ def test_module_streams(host, flavour, stream):
     assert chosen["family"] == ("apt" if host.startswith("debian") else "dnf")
 
 
-def test_rhel10_pins_the_branch_in_the_install_specs():
+def test_rhel_pins_the_branch_in_the_install_specs():
     chosen = pkgs.select(FACTS["rhel10"], settings(version="580.95.05"))
     assert chosen["install"][:3] == [
         "nvidia-driver-cuda-580.95.05*",
@@ -221,13 +229,16 @@ def test_pin_is_the_branch_or_the_exact_version():
     )
 
 
-def test_fabric_manager_is_version_matched_by_branch():
-    ubuntu = pkgs.select(FACTS["ubuntu2404"], settings(fabric_manager=True))
-    assert ubuntu["fabric_manager_packages"] == ["nvidia-fabricmanager-580", "libnvidia-nscq-580"]
+def test_fabric_manager_is_held_in_lockstep_with_the_driver():
+    ubuntu = pkgs.select(FACTS["ubuntu2404"], settings(fabric="nvswitch"))
+    assert ubuntu["fabric_manager_packages"] == [
+        "nvidia-fabricmanager",
+        "libnvidia-nscq",
+        "libnvsdm",
+    ]
     assert set(ubuntu["fabric_manager_packages"]) <= set(ubuntu["lockstep"]) <= set(ubuntu["hold"])
-    assert pkgs.select(FACTS["rocky9"], settings(fabric_manager=True))[
-        "fabric_manager_packages"
-    ] == ["nvidia-fabricmanager-580"]
+    rocky = pkgs.select(FACTS["rocky9"], settings(fabric="nvswitch", version="580.95.05"))
+    assert "nvidia-fabricmanager-580.95.05*" in rocky["install"]
 
 
 def test_ubuntu_holds_the_kernel_module_package_too():
@@ -256,7 +267,7 @@ def test_debian_distribution_persistenced_is_not_lockstep():
         ),
         (
             "debian12",
-            {"source": "distribution", "branch": "535", "fabric_manager": True},
+            {"source": "distribution", "branch": "535", "fabric": "nvswitch"},
             "no Fabric Manager",
         ),
         ("rhel8", {"source": "distribution"}, "ship no NVIDIA driver of their own"),
@@ -312,7 +323,9 @@ def test_debian_12_open_with_the_version_pinned_resolves():
 
 def test_missing_and_wrong_branch_candidates():
     chosen = pkgs.select(FACTS["ubuntu2404"], settings(kernel_headers=False))
-    with pytest.raises(pkgs.SelectionError, match="no candidate for nvidia-headless-580-open"):
+    with pytest.raises(
+        pkgs.SelectionError, match="no candidate for libnvidia-compute-580, nvidia-dkms-580-open"
+    ):
         pkgs.check_candidates({}, chosen)
     policy = {p: {"installed": None, "candidate": "590.44.01-0ubuntu1"} for p in chosen["lockstep"]}
     with pytest.raises(pkgs.SelectionError, match="outside branch 580"):

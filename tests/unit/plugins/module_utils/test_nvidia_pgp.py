@@ -68,3 +68,79 @@ def test_truncated_key_is_refused():
 def test_bad_pins(bad):
     with pytest.raises(pgp.PgpError, match="not an OpenPGP fingerprint"):
         pgp.normalize_fingerprint(bad)
+
+
+# Issue 12 "Key check": every armored block and every packet is read.
+ARMORED = fixture("test-key.asc")
+SECOND_BINARY = (FIXTURES / "test-key-second.gpg").read_bytes()
+WITH_SUBKEY = fixture("test-key-with-subkey.asc")
+WITH_SUBKEY_FP = fixture("test-key-with-subkey.fingerprint").strip()
+SUBKEY_FP = fixture("test-key-with-subkey.subkey").strip()
+
+
+def test_the_rebuilt_armor_is_byte_for_byte_what_gpg_exported():
+    assert pgp.verified_key(ARMORED, FIRST)[2] == ARMORED.encode()
+    assert pgp.verified_key(WITH_SUBKEY, WITH_SUBKEY_FP)[2] == WITH_SUBKEY.encode()
+
+
+def test_the_pinned_key_with_its_subkey_is_accepted_and_the_subkey_named():
+    fp, subkeys, _armored = pgp.verified_key(WITH_SUBKEY, WITH_SUBKEY_FP)
+    assert (fp, subkeys) == (WITH_SUBKEY_FP, [SUBKEY_FP])
+
+
+def test_a_binary_key_is_written_back_armored():
+    _fp, _subkeys, armored = pgp.verified_key(SECOND_BINARY, SECOND)
+    assert armored.startswith(b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n")
+    assert pgp.dearmor(armored) == SECOND_BINARY
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(ARMORED + pgp.armor(SECOND_BINARY).decode(), id="appended-block"),
+        pytest.param(pgp.armor(SECOND_BINARY).decode() + ARMORED, id="prepended-block"),
+        pytest.param(pgp.armor(pgp.dearmor(ARMORED) + SECOND_BINARY).decode(), id="same-block"),
+        pytest.param(SECOND_BINARY + pgp.dearmor(ARMORED), id="binary-prepended"),
+        pytest.param(pgp.dearmor(ARMORED) + SECOND_BINARY, id="binary-appended"),
+        pytest.param(ARMORED + ARMORED, id="the-pinned-key-twice"),
+    ],
+)
+def test_a_second_primary_key_anywhere_is_refused(data):
+    with pytest.raises(pgp.PgpError, match="holds 2 primary keys"):
+        pgp.verified_key(data, FIRST)
+
+
+def test_the_old_first_block_only_check_would_have_passed_the_appended_file():
+    # What issue 12 found: the first block alone is the pinned key.
+    appended = ARMORED + pgp.armor(SECOND_BINARY).decode()
+    first_block = appended[: appended.index("-----END PGP PUBLIC KEY BLOCK-----") + 34]
+    assert pgp.primary_fingerprints(first_block) == [FIRST]
+    assert pgp.primary_fingerprints(appended) == [FIRST, SECOND]
+
+
+def _packet(tag, body):
+    return bytes([0xC0 | tag, len(body)]) + body
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            ARMORED + "-----BEGIN PGP SIGNATURE-----\n\nAAAA\n-----END PGP SIGNATURE-----\n",
+            "block 2 is a PGP SIGNATURE",
+        ),
+        ("Comment: trust me\n" + ARMORED, "text outside the armored key blocks"),
+        (ARMORED + "extra\n", "after the last block"),
+        (ARMORED.replace("=g+dW", "=AAAA"), "fails its checksum"),
+        (pgp.armor(pgp.dearmor(ARMORED) + _packet(11, b"b\x00hi")), "tag 11"),
+        (pgp.armor(_packet(13, b"uid") + pgp.dearmor(ARMORED)), "before any primary key"),
+    ],
+)
+def test_anything_but_one_key_is_refused(data, message):
+    with pytest.raises(pgp.PgpError, match=message):
+        pgp.verified_key(data, FIRST)
+
+
+def test_crc24_of_known_data():
+    # RFC 4880's CRC-24 of the empty string is its initial value.
+    assert pgp.crc24(b"") == 0xB704CE

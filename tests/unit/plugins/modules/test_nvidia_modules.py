@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.hardened.vllm.plugins.module_utils import _nvidia_hw as hw
 from ansible_collections.hardened.vllm.plugins.modules import nvidia_gpu_facts, nvidia_repo_key
 
 _HELPERS = Path(__file__).resolve().parents[1] / "module_utils" / "_nvidia_fixtures.py"
@@ -50,7 +51,7 @@ def fake_smi(tmp_path, monkeypatch):
 
 def test_facts_on_this_machine_recording(tmp_path, capsys):
     sysfs = helpers.sysfs_from_recording("this-machine-no-nvidia", tmp_path / "pci")
-    code, out = run(nvidia_gpu_facts, capsys, pci_devices=str(sysfs))
+    code, out = run(nvidia_gpu_facts, capsys, pci_devices=str(sysfs), sysfs_root=str(tmp_path))
     facts = out["ansible_facts"]["nvidia"]
     assert code == 0 and out["changed"] is False
     assert facts["gpu_present"] is False and facts["fabric_manager_required"] is False
@@ -59,7 +60,7 @@ def test_facts_on_this_machine_recording(tmp_path, capsys):
 
 def test_facts_on_hgx_with_driver(tmp_path, capsys, fake_smi):
     sysfs = helpers.sysfs_from_recording("hgx-h100-8gpu", tmp_path / "pci")
-    code, out = run(nvidia_gpu_facts, capsys, pci_devices=str(sysfs))
+    code, out = run(nvidia_gpu_facts, capsys, pci_devices=str(sysfs), sysfs_root=str(tmp_path))
     facts = out["ansible_facts"]["nvidia"]
     assert code == 0
     assert (len(facts["gpus"]), len(facts["nvswitches"]), facts["fabric_manager_required"]) == (
@@ -69,6 +70,48 @@ def test_facts_on_hgx_with_driver(tmp_path, capsys, fake_smi):
     )
     assert facts["driver_version"] == "580.95.05" and facts["cuda_version"] == "13.0"
     assert facts["compute_capabilities"] == ["9.0"] and len(facts["smi"]["gpus"]) == 8
+    assert facts["persistence_mode"] is True and facts["fabric"]["kind"] == "nvswitch"
+
+
+def test_facts_find_nvlink5_switches_in_the_b200_layout(tmp_path, capsys):
+    root = helpers.sysfs_layout("hgx-b200-nvlink5", tmp_path)
+    _code, out = run(nvidia_gpu_facts, capsys, sysfs_root=str(root), nvidia_smi=False)
+    facts = out["ansible_facts"]["nvidia"]
+    assert facts["fabric"] == {
+        "kind": "nvlink5",
+        "pci_nvswitches": 0,
+        "nvlink5_switches": ["mlx5_4", "mlx5_5"],
+        "infiniband_devices": ["mlx5_0", "mlx5_4", "mlx5_5"],
+        "vpd_unreadable": [],
+    }
+    assert facts["fabric_manager_required"] is True and facts["nvlsm_required"] is True
+    switches = hw.read_infiniband(str(root))
+    assert [d["pci_address"] for d in switches] == ["0000:1a:00.0", "0000:c1:00.0", "0000:c1:00.1"]
+    assert len(facts["gpus"]) == 8 and facts["open_modules_supported"] is True
+    assert facts["persistence_mode"] is None  # nvidia-smi not asked
+
+
+def test_facts_h100_layout_with_an_hca_is_not_nvlink5(tmp_path, capsys):
+    root = helpers.sysfs_layout("hgx-h100-nvswitch", tmp_path)
+    _code, out = run(nvidia_gpu_facts, capsys, sysfs_root=str(root), nvidia_smi=False)
+    facts = out["ansible_facts"]["nvidia"]
+    assert facts["fabric"]["kind"] == "nvswitch" and facts["fabric"]["pci_nvswitches"] == 4
+    assert facts["fabric"]["infiniband_devices"] == ["mlx5_0"]
+    assert facts["nvlsm_required"] is False
+
+
+def test_facts_report_persistence_mode_off(tmp_path, capsys, fake_smi, monkeypatch):
+    csv = (FIXTURES / "smi-query-hgx-h100.csv").read_text().replace("Enabled", "Disabled", 1)
+    (tmp_path / "off.csv").write_text(csv)
+    script = tmp_path / "bin" / "nvidia-smi"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'case "$1" in -q) cat "{FIXTURES}/smi-q-x-hgx-h100.xml";;\n'
+        f'  *) cat "{tmp_path}/off.csv";; esac\n'
+    )
+    sysfs = helpers.sysfs_from_recording("hgx-h100-8gpu", tmp_path / "pci")
+    _code, out = run(nvidia_gpu_facts, capsys, pci_devices=str(sysfs), sysfs_root=str(tmp_path))
+    assert out["ansible_facts"]["nvidia"]["persistence_mode"] is False
 
 
 def test_facts_fall_back_to_the_table_without_nvidia_smi(tmp_path, capsys, monkeypatch):
@@ -76,7 +119,9 @@ def test_facts_fall_back_to_the_table_without_nvidia_smi(tmp_path, capsys, monke
         nvidia_gpu_facts, "_loaded_module", lambda: {"version": "575.57.08", "flavor": "open"}
     )
     sysfs = helpers.sysfs_from_recording("pcie-l40s-no-nvswitch", tmp_path / "pci")
-    _code, out = run(nvidia_gpu_facts, capsys, pci_devices=str(sysfs), nvidia_smi=False)
+    _code, out = run(
+        nvidia_gpu_facts, capsys, pci_devices=str(sysfs), sysfs_root=str(tmp_path), nvidia_smi=False
+    )
     assert out["ansible_facts"]["nvidia"]["cuda_version"] == "12.9"
 
 
@@ -138,3 +183,20 @@ def test_repo_key_check_mode_writes_nothing(tmp_path, capsys):
         _ansible_check_mode=True,
     )
     assert out["changed"] is True and not dest.exists()
+
+
+def test_repo_key_refuses_the_pinned_key_with_a_second_key_appended(tmp_path, capsys):
+    dest = tmp_path / "key.asc"
+    content = (FIXTURES / "test-key.asc").read_text() + (FIXTURES / "test-keys-two.asc").read_text()
+    code, out = run(nvidia_repo_key, capsys, content=content, fingerprint=PIN, dest=str(dest))
+    assert code == 1 and "primary keys" in out["msg"] and not dest.exists()
+
+
+def test_repo_key_writes_the_checked_packets_not_the_download(tmp_path, capsys):
+    dest = tmp_path / "key.asc"
+    # Armor headers and CRLF line ends are dropped: dest holds the rebuilt armor only.
+    content = (FIXTURES / "test-key.asc").read_text()
+    dressed = content.replace("BLOCK-----\n\n", "BLOCK-----\nVersion: X\n\n").replace("\n", "\r\n")
+    _code, out = run(nvidia_repo_key, capsys, content=dressed, fingerprint=PIN, dest=str(dest))
+    assert out["changed"] is True and dest.read_text() == content
+    assert out["subkeys"] == []
