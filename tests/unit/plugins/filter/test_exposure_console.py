@@ -44,17 +44,20 @@ HOSTVARS = {
 SOURCES = {"client": "198.51.100.7", "outsider": "192.0.2.99", "controller": "203.0.113.5"}
 
 
+def load_http(name):
+    return json.loads((FIXTURES / "http" / f"{name}.json").read_text())
+
+
 def http_rows(*edits):
     """http_findings of the recorded client and monitor runs, with (path, method, key, status)."""
-    load = lambda name: json.loads((FIXTURES / "http" / f"{name}.json").read_text())  # noqa: E731
-    client = load("client")
+    client = load_http("client")
     for path, method, key, status in edits:
         for route in client["results"][0]["routes"]:
             if (route["path"], route["method"]) == (path, method):
                 answer = route["without_key"] if key == "none" else route["with_key"][key]
                 answer.clear()
                 answer.update({"status": status, "error": None})
-    return H["http_findings"]([load("monitor"), client], load("plans"))
+    return H["http_findings"]([load_http("monitor"), client], load_http("plans"))
 
 
 def tcp_rows(open_from=("client",), vantages=tuple(SOURCES)):
