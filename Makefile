@@ -13,6 +13,12 @@ COLLECTIONS := $(REPO)/.build/collections
 LINK := $(COLLECTIONS)/ansible_collections/hardened/vllm
 PY_DIRS := $(wildcard plugins tests bench)
 SCENARIOS := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+# Debian suites of the test node image (lab/image/build.sh SUITE). The scenarios in
+# MATRIX_SCENARIOS run on each suite, the others on the first one only. nvidia_driver's
+# verify.yml checks Debian 12's driver packages (branch 535): it joins the matrix once it knows
+# Debian 13's. Other images (Ubuntu, RHEL: untested): HV_NODE_IMAGE=... molecule test -s NAME.
+SUITES := bookworm trixie
+MATRIX_SCENARIOS := firewall verify
 
 # The venv's tools first; hardened.vllm resolves through the link below, the collections
 # bundled by PyPI's `ansible` package through the venv's site-packages.
@@ -27,19 +33,20 @@ help: ## list the targets
 setup: ## OS packages, podman settings and .venv (tests/setup.sh)
 	@$(STAGE) setup bash tests/setup.sh
 
-image: setup ## build the test node image when its recipe changed (lab/image/)
-	@$(STAGE) image lab/image/build.sh
+image: setup ## build the test node images (one per suite of SUITES) when their recipe changed (lab/image/)
+	@$(STAGE) image bash -ec 'for suite in $(SUITES); do lab/image/build.sh "$$suite"; done'
 
 link: ## make hardened.vllm resolvable: .build/collections/ansible_collections/hardened/vllm
 	@mkdir -p $(dir $(LINK)) && ln -sfn $(REPO) $(LINK)
 
-lint: setup link ## ansible-lint, yamllint, ruff (all run; the stage fails if any fails)
+lint: setup link ## ansible-lint, yamllint, ruff, changelog (all run; the stage fails if any fails)
 	@$(STAGE) lint bash -c '\
 	  rc=0; \
 	  ansible-lint || rc=1; \
 	  yamllint --strict . || rc=1; \
 	  ruff check $(PY_DIRS) || rc=1; \
 	  ruff format --check $(PY_DIRS) || rc=1; \
+	  bash tests/changelog.sh || rc=1; \
 	  exit $$rc'
 
 sanity: setup ## ansible-test sanity on a copy of the collection
@@ -51,11 +58,16 @@ unit: setup link ## pytest tests/unit ("no tests collected" fails)
 build-test: setup ## build the tarball, install it elsewhere, use it from outside the repo
 	@$(STAGE) build-test bash tests/integration/build-test.sh
 
-molecule: setup image link ## molecule test for every scenario under molecule/
+molecule: setup image link ## molecule test for every scenario under molecule/ (MATRIX_SCENARIOS on every suite)
 	@test -n "$(SCENARIOS)" || { echo "no scenario under molecule/" >&2; exit 1; }
 	@$(STAGE) molecule bash -ec '\
 	  for scenario in $(SCENARIOS); do \
-	    $(STAGE) molecule-$$scenario molecule test -s $$scenario; \
+	    suites="$(firstword $(SUITES))"; \
+	    case " $(MATRIX_SCENARIOS) " in *" $$scenario "*) suites="$(SUITES)" ;; esac; \
+	    for suite in $$suites; do \
+	      HV_NODE_IMAGE=localhost/hardened-vllm-node:$$suite \
+	        $(STAGE) molecule-$$scenario-$$suite molecule test -s $$scenario; \
+	    done; \
 	  done'
 
 test: ## everything CI checks, in order, stopping at the first failure

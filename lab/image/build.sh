@@ -1,30 +1,36 @@
 #!/usr/bin/env bash
-# Build the local test node image (systemd as PID 1, sshd, python3, nftables) from
-# Debian bookworm with debootstrap, only when its recipe changed.
+# Build the local test node image (systemd as PID 1, sshd, python3, nftables) from a
+# Debian suite with debootstrap, only when its recipe changed.
 #
-#   lab/image/build.sh            build if the image is missing or its recipe changed
-#   lab/image/build.sh --force    build anyway
+#   lab/image/build.sh [--force] [SUITE]
+#       SUITE: bookworm (Debian 12, the default) or trixie (Debian 13); the image is
+#       localhost/hardened-vllm-node:SUITE unless HV_IMAGE names another;
+#       --force builds even when the image is up to date.
 #
-# The recipe is everything under lab/image/: this script, `packages` and the `rootfs/`
-# overlay. Its hash is stored in the image as the label org.hardened-vllm.recipe.
+# The recipe is everything under lab/image/ (this script, `packages` and the `rootfs/`
+# overlay, where @SUITE@ stands for the suite) plus the suite. Its hash is stored in the
+# image as the label org.hardened-vllm.recipe.
 # A machine-wide flock serialises concurrent callers: the second one waits, then finds
 # the image fresh and returns.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-image=${HV_IMAGE:-localhost/hardened-vllm-node:bookworm}
-suite=bookworm
+# Suites this recipe is tested with; another Debian suite may work but is refused rather
+# than guessed at (Ubuntu and RHEL images cannot be built from Debian's archive).
+suites=(bookworm trixie)
 mirror=http://deb.debian.org/debian
 label=org.hardened-vllm.recipe
 lock=${HV_IMAGE_LOCK:-/run/lock/hardened-vllm-image.lock}
-force=${1:-}
+force=
+suite=bookworm
 
 die() { echo "lab/image/build.sh: $*" >&2; exit 1; }
 
 recipe_hash() {
   # Paths and contents of every recipe file, in a stable order.
-  (cd "$here" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) |
+  { echo "suite $suite"
+    (cd "$here" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum); } |
     sha256sum | cut -d' ' -f1
 }
 
@@ -40,6 +46,7 @@ build_rootfs() {
     --cache-dir="$repo/.cache/debootstrap" "$suite" "$rootfs" "$mirror"
 
   cp -rT --no-preserve=mode,ownership "$here/rootfs" "$rootfs"
+  sed -i "s/@SUITE@/$suite/g" "$rootfs/etc/apt/sources.list"
   chroot "$rootfs" systemctl enable ssh-hostkeys.service
   # Units that have nothing to do in a container and only fail or wait there.
   chroot "$rootfs" systemctl mask \
@@ -64,7 +71,16 @@ build_rootfs() {
     -exec rm -rf {} +
 }
 
-case $force in ''|--force) ;; *) die "unknown argument $force (usage: build.sh [--force])" ;; esac
+for arg in "$@"; do
+  case $arg in
+    --force) force=--force ;;
+    -*) die "unknown option $arg (usage: build.sh [--force] [SUITE])" ;;
+    *) suite=$arg ;;
+  esac
+done
+[[ " ${suites[*]} " == *" $suite "* ]] ||
+  die "suite '$suite' is not one of: ${suites[*]} (usage: build.sh [--force] [SUITE])"
+image=${HV_IMAGE:-localhost/hardened-vllm-node:$suite}
 [ "$(id -u)" = 0 ] || die "must run as root (debootstrap and rootful podman need it)"
 for tool in debootstrap podman flock; do
   command -v "$tool" >/dev/null || die "$tool is missing: run tests/setup.sh first"

@@ -27,6 +27,8 @@ description:
   - The keys are never returned; the optional body excerpts are scrubbed of them.
   - Uses only the Python standard library on the probing host. Judge the results on the
     controller with P(hardened.vllm.http_findings#filter).
+requirements:
+  - Python 3 on the managed host (standard library only)
 options:
   targets:
     description: Gateways to probe.

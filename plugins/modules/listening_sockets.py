@@ -26,6 +26,8 @@ description:
   - Maps socket inodes to processes through C(/proc/<pid>/fd). Processes that exit during the
     scan are skipped. Without root, sockets of other users' processes have no owner.
   - Needs only the Python standard library on the managed host. Linux only.
+requirements:
+  - Python 3 on the managed host (standard library only); Linux /proc
 options:
   namespaces:
     description:

@@ -29,6 +29,9 @@ description:
     from the one it applied last (drift, for example after another tool flushed the ruleset), or
     when an earlier apply was never confirmed.
   - Stdlib only on the managed host; needs C(nft), C(systemd-run) and C(flock).
+requirements:
+  - Python 3 on the managed host (standard library only)
+  - nft (nftables), systemd-run and flock on the managed host
 options:
   plan:
     description:

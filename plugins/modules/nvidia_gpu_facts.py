@@ -19,6 +19,11 @@ description:
   - Works on hosts without any NVIDIA device and changes nothing.
 author:
   - hardened.vllm maintainers (@hardened-vllm)
+requirements:
+  - Python 3 on the managed host (standard library only); Linux /sys
+  - nvidia-smi and mokutil on the managed host where present (without them the facts they
+    give are left out)
+  - apt-mark (Debian, Ubuntu) or rpm (RHEL) on the managed host
 options:
   packages:
     description:

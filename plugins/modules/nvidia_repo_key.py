@@ -25,6 +25,8 @@ description:
     but works for any repository key.
 author:
   - hardened.vllm maintainers (@hardened-vllm)
+requirements:
+  - Python 3 on the managed host (standard library only) (the fingerprint is computed without gpg)
 options:
   url:
     description:

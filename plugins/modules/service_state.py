@@ -19,6 +19,9 @@ description:
   - Reads only; changes nothing.
 author:
   - hardened.vllm maintainers (@hardened-vllm)
+requirements:
+  - Python 3 on the managed host (standard library only)
+  - systemd (systemctl) on the managed host
 options:
   name:
     description: The unit, for example C(hardened-vllm.service).

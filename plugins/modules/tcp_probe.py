@@ -18,6 +18,8 @@ description:
   - Sends no payload. Uses only the Python standard library on the probing host.
   - Used by the P(hardened.vllm.verify#role) role to prove from real vantage points that nothing
     internal can be reached from outside the cluster.
+requirements:
+  - Python 3 on the managed host (standard library only)
 options:
   targets:
     description: Endpoints to try.

@@ -28,6 +28,9 @@ description:
     run, and callers can move a C(current) link only after this module succeeded.
 author:
   - hardened.vllm maintainers (@hardened-vllm)
+requirements:
+  - Python 3 on the managed host (standard library only)
+  - uv on the managed host (option O(uv))
 options:
   path:
     description: The virtual environment, normally one directory per version.
