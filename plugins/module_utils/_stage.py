@@ -14,7 +14,8 @@ import json
 import os
 import urllib.error
 import urllib.parse
-import urllib.request
+
+from ansible.module_utils.urls import open_url
 
 CHUNK = 1 << 20
 MARKER_FORMAT = 1
@@ -192,7 +193,7 @@ def source_url(base, path):
     return base.rstrip("/") + "/" + urllib.parse.quote(path)
 
 
-def fetch(url, part, entry, timeout, opener=urllib.request.urlopen):
+def fetch(url, part, entry, timeout):
     """Fetch url into part, resuming after the bytes part holds; verify size and sha256.
 
     Returns the bytes transferred. A part that already holds everything is only verified;
@@ -205,10 +206,11 @@ def fetch(url, part, entry, timeout, opener=urllib.request.urlopen):
     h = sha256_file(part) if have else hashlib.sha256()
     got = 0
     if have < entry["size"]:
-        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        headers = {"Range": f"bytes={have}-"} if have else {}
         try:
-            with opener(request, timeout=timeout) as answer:
-                status = getattr(answer, "status", 200)
+            # Peer to peer on the cluster network: never through a proxy from the environment.
+            with open_url(url, headers=headers, timeout=timeout, use_proxy=False) as answer:
+                status = answer.getcode()
                 if have and status != 206:
                     # The server sent the whole file: start over.
                     h, have = hashlib.sha256(), 0

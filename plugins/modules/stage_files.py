@@ -13,7 +13,7 @@ version_added: 0.1.0
 description:
   - Compares O(dest) with O(files) (a manifest from hardened.vllm.file_manifest) and, unless
     O(check_only), puts every missing or different file there. Each file comes from another
-    staged tree under O(reuse) that holds it already (same name, size and sha256: linked, no
+    staged tree under O(reuse) that holds it already (same name, size and sha256, linked, no
     transfer), else from O(source) over HTTP.
   - Transfers are resumable. A file is written to C(NAME.part) first; an interrupted run leaves
     the part, and the next run asks only for the rest (an HTTP C(Range) request). Every file is

@@ -56,7 +56,7 @@ def parse_args(argv):
 def resolve(trees, url_path):
     """The file a request path names, or None (outside every tree, not a regular file)."""
     path = urllib.parse.unquote(urllib.parse.urlsplit(url_path).path)
-    name, _, rel = path.lstrip("/").partition("/")
+    name, _sep, rel = path.lstrip("/").partition("/")
     root = trees.get(name)
     if root is None or not rel or "\0" in rel:
         return None
