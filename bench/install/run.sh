@@ -124,10 +124,11 @@ for n in "${counts[@]}"; do
     state=starting
     for _ in $(seq 1 60); do
       state=$(timeout 60 podman exec "$prefix$i" systemctl is-system-running --wait 2>/dev/null || true)
-      [ "$state" = running ] && break
+      # degraded: a unit of the image failed under load; the bench needs only sshd and systemd.
+      case $state in running | degraded) break ;; esac
       sleep 5
     done
-    [ "$state" = running ] || die "$prefix$i: systemd is '$state', not running"
+    case $state in running | degraded) ;; *) die "$prefix$i: systemd is '$state', not running" ;; esac
     "$repo/lab/node.sh" inject "$prefix$i" >/dev/null
   done
   inventory "$n" >"$work/inventory-$n.yml"
