@@ -17,10 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import (  # noqa: F401
-    SCHEMA_VERSION,
-    port_exposure,
-)
+from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import SCHEMA_VERSION
 from ansible_collections.hardened.vllm.plugins.plugin_utils import _api_routes
 from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import (
     WIDEST_PREFIX,
