@@ -114,15 +114,6 @@ options:
   cache_dir:
     description: uv's cache (C(UV_CACHE_DIR)), on the file system of O(path) so that uv links.
     type: path
-  link_mode:
-    description:
-      - How uv puts packages from its cache into the environment (C(UV_LINK_MODE)).
-      - V(hardlink) (with O(cache_dir) on the file system of O(path)) makes a new environment
-        share the files of every package it has in common with an older one, so an upgrade
-        writes only the packages that changed. The environments must then stay read-only
-        (they are root-owned in hardened.vllm.vllm); V(copy) writes every file anew.
-    type: str
-    choices: [hardlink, copy, clone, symlink]
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -340,7 +331,6 @@ def main():
             "check_import": {"type": "str", "default": "vllm"},
             "environment": {"type": "dict", "default": {}},
             "cache_dir": {"type": "path"},
-            "link_mode": {"type": "str", "choices": ["hardlink", "copy", "clone", "symlink"]},
         },
         mutually_exclusive=[("lock", "requirements")],
         required_one_of=[("lock", "requirements")],
@@ -382,8 +372,6 @@ def main():
     env = {"LC_ALL": "C", "UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never"}
     if p["cache_dir"]:
         env["UV_CACHE_DIR"] = p["cache_dir"]
-    if p["link_mode"]:
-        env["UV_LINK_MODE"] = p["link_mode"]
     overrides = os.path.join(
         os.path.dirname(path.rstrip("/")), f".{os.path.basename(path)}.overrides"
     )

@@ -44,11 +44,6 @@ CLASSES = ("peers", "clients", "monitoring", "admins", "custom", "others")
 # Never a packet's source on the wire: unspecified, loopback, multicast, reserved, mapped.
 NOT_A_SOURCE = ["0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4", "::/8", "ff00::/8"]
 FAMILIES = ("ipv4", "ipv6")
-# hardened.vllm.vllm's stage server (roles/vllm/files/stage_server.py, run from
-# <vllm_install_root>/libexec): it serves the wheelhouse and the model to peers during an install
-# only. One found by an audit outlived its install.
-STAGE_SERVER = "/libexec/stage_server.py"
-STAGE_UNIT = "hardened-vllm-stage.service"
 # Audiences that are a set of addresses in the plan, beside peers (custom carries its own ``from``).
 ADDRESS_AUDIENCES = tuple(a for a in PLAN_ADDRESS_AUDIENCES if a != "peers")
 # A plan published before the gateway has no monitoring audience: nobody.
@@ -293,17 +288,6 @@ class _Judge:
                 reason=f"in network namespace {names}, which this host's ruleset does not filter",
             )
             entry["_warnings"].append(f"{self._name(sock)}: {entry['reason']}; not judged")
-            return entry
-        if any(str(arg).endswith(STAGE_SERVER) for arg in sock.get("cmdline") or []):
-            entry.update(
-                verdict="violation",
-                reason=(
-                    "the install's stage server still listens: it serves peers only while they "
-                    f"fetch the wheelhouse and the model. Fix: systemctl stop {STAGE_UNIT} (an "
-                    "install that was interrupted left it; it exits at vllm_stage_timeout)"
-                ),
-            )
-            entry["_violations"].append(f"{self._name(sock)}: {entry['reason']}")
             return entry
         if sock["loopback"] or sock.get("interface") == "lo":
             entry.update(verdict="ok", reason="bound to loopback: not reachable from the network")
