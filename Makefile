@@ -14,11 +14,11 @@ LINK := $(COLLECTIONS)/ansible_collections/hardened/vllm
 PY_DIRS := $(wildcard plugins tests bench)
 SCENARIOS := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 # Debian suites of the test node image (lab/image/build.sh SUITE). The scenarios in
-# MATRIX_SCENARIOS run on each suite, the others on the first one only. nvidia_driver's
-# verify.yml checks Debian 12's driver packages (branch 535): it joins the matrix once it knows
-# Debian 13's. Other images (Ubuntu, RHEL: untested): HV_NODE_IMAGE=... molecule test -s NAME.
+# MATRIX_SCENARIOS run on each suite, the others on the first one only (nvidia_driver checks
+# each suite's own driver packages: 535 on Debian 12, 550 on Debian 13). Other images (Ubuntu,
+# RHEL: untested): HV_NODE_IMAGE=... molecule test -s NAME.
 SUITES := bookworm trixie
-MATRIX_SCENARIOS := firewall verify
+MATRIX_SCENARIOS := firewall nvidia_driver verify
 
 # The venv's tools first; hardened.vllm resolves through the link below, the collections
 # bundled by PyPI's `ansible` package through the venv's site-packages.
