@@ -50,7 +50,7 @@ def test_a_failed_connect_closes_its_socket_and_names_the_outcome(monkeypatch):
 @pytest.mark.parametrize(
     "exc, expected",
     [
-        (socket.timeout("timed out"), ("timeout", "timed out")),
+        (TimeoutError("timed out"), ("timeout", "timed out")),
         (OSError(errno.EHOSTUNREACH, "No route to host"), ("unreachable", "No route to host")),
         (
             OSError(errno.ENETUNREACH, "Network is unreachable"),
