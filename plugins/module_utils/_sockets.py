@@ -247,9 +247,18 @@ def _classify(address):
         ip = ipaddress.ip_address(address)
     except ValueError as exc:
         raise SocketError(f"cannot classify address {address!r}: {exc}") from None
-    mapped = getattr(ip, "ipv4_mapped", None)
-    effective = mapped or ip
-    return effective.is_unspecified, effective.is_loopback, str(mapped) if mapped else None
+    effective = unmapped(ip)
+    mapped = None if effective is ip else str(effective)
+    return effective.is_unspecified, effective.is_loopback, mapped
+
+
+def unmapped(ip):
+    """The IPv4 address of an IPv4-mapped IPv6 address (``::ffff:10.0.0.1``), else ``ip``.
+
+    Takes an ``ipaddress`` address; a mapped address stands for its IPv4 address everywhere
+    (a socket bound to it, a client that connects from it).
+    """
+    return getattr(ip, "ipv4_mapped", None) or ip
 
 
 def describe_socket(record, bindv6only):

@@ -27,6 +27,7 @@ from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract impor
     check_plan,
     port_exposure,
 )
+from ansible_collections.hardened.vllm.plugins.module_utils._sockets import classify_address
 from ansible_collections.hardened.vllm.plugins.plugin_utils._nft_eval import (
     AddressSet,
     NftJsonError,
@@ -136,12 +137,10 @@ def _listener(item, index):
         raise ExposureError(f"{where}: address {item['address']!r} is not an IP address") from None
     if ip.max_prefixlen != (32 if item["family"] == "ipv4" else 128):
         raise ExposureError(f"{where}: address {ip} is not an {item['family']} address")
-    mapped = getattr(ip, "ipv4_mapped", None)
-    effective = mapped or ip
     record = dict(item)
-    record.setdefault("mapped_ipv4", str(mapped) if mapped else None)
-    record.setdefault("wildcard", effective.is_unspecified)
-    record.setdefault("loopback", effective.is_loopback)
+    classes = classify_address(str(ip))
+    for key in ("mapped_ipv4", "wildcard", "loopback"):
+        record.setdefault(key, classes[key])
     if "dual_stack" not in record:  # unknown v6only: assume the socket also takes IPv4
         record["dual_stack"] = (
             item["family"] == "ipv6" and ip.is_unspecified and not record.get("v6only")
