@@ -116,20 +116,23 @@ def parse_proc_net(text, protocol, family, source="/proc/net", byteorder=sys.byt
             raise SocketError(
                 f"{source}: line {number}: cannot parse {line.strip()!r}: {exc}"
             ) from None
-        records.append(
-            {
-                "protocol": protocol,
-                "family": family,
-                "address": address,
-                "port": port,
-                "uid": uid,
-                "inode": inode,
-                "v6only": None,
-                "ifindex": None,
-                "source": "proc",
-            }
-        )
+        records.append(raw_record(protocol, family, address, port, uid, inode, source="proc"))
     return records
+
+
+def raw_record(protocol, family, address, port, uid, inode, v6only=None, ifindex=None, **more):
+    """The raw record of one socket (its keys: this module's docstring); ``more``: ``source``."""
+    return {
+        "protocol": protocol,
+        "family": family,
+        "address": address,
+        "port": port,
+        "uid": uid,
+        "inode": inode,
+        "v6only": v6only,
+        "ifindex": ifindex,
+        **more,
+    }
 
 
 def build_diag_request(family, protocol, seq):
@@ -166,18 +169,18 @@ def parse_diag_message(data, start, end, protocol):
         if kind == INET_DIAG_SKV6ONLY and length > _RTATTR.size:
             v6only = bool(data[offset + _RTATTR.size])
         offset += (length + 3) & ~3
-    return {
-        "protocol": protocol,
-        "family": family,
-        "address": address,
-        "port": port,
-        "uid": uid,
-        "inode": inode,
-        "v6only": v6only,
-        "ifindex": ifindex,
-        "source": "sock_diag",
-        "state": state,
-    }
+    return raw_record(
+        protocol,
+        family,
+        address,
+        port,
+        uid,
+        inode,
+        v6only,
+        ifindex,
+        source="sock_diag",
+        state=state,
+    )
 
 
 def parse_diag_messages(data, protocol, seq):
