@@ -28,17 +28,13 @@ from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract impor
     port_exposure,
 )
 from ansible_collections.hardened.vllm.plugins.module_utils._sockets import classify_address
+from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import netaddr
 from ansible_collections.hardened.vllm.plugins.plugin_utils._nft_eval import (
     AddressSet,
     NftJsonError,
     Packet,
     Ruleset,
 )
-
-try:
-    import netaddr
-except ImportError:  # pragma: no cover - the filter reports it with missing_required_lib
-    netaddr = None
 
 FIREWALL_TABLE = tuple(TABLE.split())  # ("inet", "hardened_vllm"), as the firewall renders it
 CLASSES = ("peers", "clients", "monitoring", "admins", "custom", "others")
