@@ -35,6 +35,7 @@ from ansible_collections.hardened.vllm.plugins.plugin_utils._nft_eval import (
     Packet,
     Ruleset,
 )
+from ansible_collections.hardened.vllm.plugins.plugin_utils._report import table
 
 FIREWALL_TABLE = tuple(TABLE.split())  # ("inet", "hardened_vllm"), as the firewall renders it
 CLASSES = ("peers", "clients", "monitoring", "admins", "custom", "others")
@@ -432,13 +433,7 @@ def exposure_matrix(verdicts):
             rows.append(_matrix_row(verdict.get("host"), entry))
     rows.sort(key=lambda r: (r[0], r[1], r[-1], r[2]))
     header = ["node", "proto", "address:port", "process", "may reach", *CLASSES, "verdict"]
-    lines = [header] + [r[:-1] for r in rows]
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    text = [
-        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    ]
-    text.insert(1, "  ".join("-" * w for w in widths))
+    text = table([header] + [r[:-1] for r in rows])
     text += [
         "",
         "yes = can open a connection, - = cannot, . = no such source in the plan, "
