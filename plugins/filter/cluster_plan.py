@@ -7,9 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.hardened.vllm.plugins.plugin_utils import _addresses
+from ansible_collections.hardened.vllm.plugins.plugin_utils._filters import (
+    input_errors,
+    require_netaddr,
+)
 from ansible_collections.hardened.vllm.plugins.plugin_utils._plan import (
     CLUSTER_WIDE,
     HOST_VARS,
@@ -20,8 +23,7 @@ from ansible_collections.hardened.vllm.plugins.plugin_utils._plan import (
 
 def cluster_plan(hostvars, group, settings, host=None):
     """Compute every cluster host's plan; return one host's plan or all of them."""
-    if _addresses.netaddr is None:
-        raise AnsibleFilterError(f"hardened.vllm.cluster_plan: {missing_required_lib('netaddr')}")
+    require_netaddr("cluster_plan")
     if not isinstance(hostvars, Mapping):
         raise AnsibleFilterError(
             f"hardened.vllm.cluster_plan: input must be hostvars (a mapping), got {type(hostvars)}"
@@ -35,10 +37,8 @@ def cluster_plan(hostvars, group, settings, host=None):
             f"hardened.vllm.cluster_plan: settings must be a mapping, got {settings!r}"
         )
     hosts = {name: _host_input(name, hostvars) for name in group}
-    try:
+    with input_errors("cluster_plan", PlanInvalid):
         plans = compute_plans(hosts, dict(settings))
-    except PlanInvalid as exc:
-        raise AnsibleFilterError(f"hardened.vllm.cluster_plan: {exc}") from None
     if host is None:
         return plans
     if host not in plans:

@@ -4,30 +4,24 @@
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-from ansible.module_utils.basic import missing_required_lib
-
 from ansible_collections.hardened.vllm.plugins.plugin_utils import _exposure
+from ansible_collections.hardened.vllm.plugins.plugin_utils._filters import (
+    input_errors,
+    require_netaddr,
+)
 
 
 def exposure_verdict(listeners, plan, ruleset, interfaces=None, admins=None):
     """Judge one host's listening sockets against its plan and its live nftables ruleset."""
-    if _exposure.netaddr is None:
-        raise AnsibleFilterError(
-            f"hardened.vllm.exposure_verdict: {missing_required_lib('netaddr')}"
-        )
-    try:
+    require_netaddr("exposure_verdict")
+    with input_errors("exposure_verdict", _exposure.ExposureError):
         return _exposure.exposure_verdict(listeners, plan, ruleset, interfaces, admins)
-    except _exposure.ExposureError as exc:
-        raise AnsibleFilterError(f"hardened.vllm.exposure_verdict: {exc}") from None
 
 
 def exposure_matrix(verdicts):
     """Render exposure verdicts as a node x socket x source-class text table."""
-    try:
+    with input_errors("exposure_matrix", _exposure.ExposureError):
         return _exposure.exposure_matrix(verdicts)
-    except _exposure.ExposureError as exc:
-        raise AnsibleFilterError(f"hardened.vllm.exposure_matrix: {exc}") from None
 
 
 class FilterModule:

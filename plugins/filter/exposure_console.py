@@ -7,6 +7,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hardened.vllm.plugins.plugin_utils import _console
+from ansible_collections.hardened.vllm.plugins.plugin_utils._filters import input_errors
 
 
 def exposure_console(tcp_rows, http_rows=None, violations=None, blocked=None, **limits):
@@ -17,7 +18,7 @@ def exposure_console(tcp_rows, http_rows=None, violations=None, blocked=None, **
             f"hardened.vllm.exposure_console: unknown option(s) {', '.join(unknown)}; "
             "it takes http_rows, violations, blocked, max_rows and max_vantages"
         )
-    try:
+    with input_errors("exposure_console", _console.ConsoleInputError):
         return _console.console_lines(
             tcp_rows,
             http_rows,
@@ -25,8 +26,6 @@ def exposure_console(tcp_rows, http_rows=None, violations=None, blocked=None, **
             [] if blocked is None else blocked,
             **limits,
         )
-    except _console.ConsoleInputError as exc:
-        raise AnsibleFilterError(f"hardened.vllm.exposure_console: {exc}") from None
 
 
 class FilterModule:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hardened.vllm.plugins.plugin_utils import _gateway
+from ansible_collections.hardened.vllm.plugins.plugin_utils._filters import input_errors
 
 
 def gateway_config(plan, settings):
@@ -22,10 +23,8 @@ def gateway_config(plan, settings):
         raise AnsibleFilterError(
             f"hardened.vllm.gateway_config: settings must be a mapping, got {settings!r}"
         )
-    try:
+    with input_errors("gateway_config", _gateway.GatewayInvalid):
         return _gateway.gateway_config(plan, settings)
-    except _gateway.GatewayInvalid as exc:
-        raise AnsibleFilterError(f"hardened.vllm.gateway_config: {exc}") from None
 
 
 def gateway_http2_on(version):

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.hardened.vllm.plugins.plugin_utils import _addresses, _http
+from ansible_collections.hardened.vllm.plugins.plugin_utils import _http
+from ansible_collections.hardened.vllm.plugins.plugin_utils._filters import (
+    input_errors,
+    require_netaddr,
+)
 
 
 def http_routes(openapi, extra=None):
@@ -21,16 +24,13 @@ def http_routes(openapi, extra=None):
         raise AnsibleFilterError(
             f"hardened.vllm.http_routes: extra must be a list of routes, got {extra!r}"
         )
-    try:
+    with input_errors("http_routes", _http.HttpInputError):
         return _http.http_routes(openapi, extra)
-    except _http.HttpInputError as exc:
-        raise AnsibleFilterError(f"hardened.vllm.http_routes: {exc}") from exc
 
 
 def http_findings(runs, plans):
     """Judge http_probe runs (one per vantage) against the plans, ``{node: cluster_plan}``."""
-    if _addresses.netaddr is None:
-        raise AnsibleFilterError(f"hardened.vllm.http_findings: {missing_required_lib('netaddr')}")
+    require_netaddr("http_findings")
     if not isinstance(runs, list) or not all(
         isinstance(r, Mapping) and isinstance(r.get("results"), list) for r in runs
     ):
@@ -43,10 +43,8 @@ def http_findings(runs, plans):
             "hardened.vllm.http_findings: plans must map each node to its cluster_plan, "
             f"got {plans!r}"
         )
-    try:
+    with input_errors("http_findings", _http.HttpInputError):
         return _http.http_findings(runs, plans)
-    except _http.HttpInputError as exc:
-        raise AnsibleFilterError(f"hardened.vllm.http_findings: {exc}") from exc
 
 
 def http_matrix(rows):

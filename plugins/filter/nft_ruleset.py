@@ -4,19 +4,16 @@
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.hardened.vllm.plugins.module_utils._nft_ruleset import PlanError, render
+from ansible_collections.hardened.vllm.plugins.plugin_utils._filters import input_errors
 
 
 def nft_ruleset(plan, admins=None, log_dropped=True, log_rate="10/minute", icmp_echo=True):
     """The nft script that the firewall role applies for ``plan``."""
-    try:
+    with input_errors("nft_ruleset", PlanError):
         return render(
             plan, admins=admins, log_dropped=log_dropped, log_rate=log_rate, icmp_echo=icmp_echo
         )
-    except PlanError as exc:
-        raise AnsibleFilterError(f"hardened.vllm.nft_ruleset: {exc}") from None
 
 
 class FilterModule:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hardened.vllm.plugins.module_utils import _nvidia_compat as compat
+from ansible_collections.hardened.vllm.plugins.plugin_utils._filters import input_errors
 
 
 def _driver(value, name):
@@ -20,10 +21,8 @@ def _driver(value, name):
 
 def nvidia_cuda_compat(driver, cuda, minor_version_compat=False):
     """Whether driver `driver` can run programs built for CUDA `cuda`, and why."""
-    try:
+    with input_errors("nvidia_cuda_compat", ValueError):
         return compat.cuda_compat(_driver(driver, "nvidia_cuda_compat"), cuda, minor_version_compat)
-    except ValueError as exc:
-        raise AnsibleFilterError(f"hardened.vllm.nvidia_cuda_compat: {exc}") from None
 
 
 def nvidia_cuda_select(driver, builds, minor_version_compat=False):
@@ -33,12 +32,10 @@ def nvidia_cuda_select(driver, builds, minor_version_compat=False):
             "hardened.vllm.nvidia_cuda_select: builds must be a list like ['cu130', 'cu129'], "
             f"got {builds!r}"
         )
-    try:
+    with input_errors("nvidia_cuda_select", ValueError):
         return compat.select_cuda_build(
             _driver(driver, "nvidia_cuda_select"), builds, minor_version_compat
         )
-    except ValueError as exc:
-        raise AnsibleFilterError(f"hardened.vllm.nvidia_cuda_select: {exc}") from None
 
 
 class FilterModule:

@@ -7,14 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.hardened.vllm.plugins.plugin_utils import _addresses, _probe
-
-
-def _require(name):
-    if _addresses.netaddr is None:
-        raise AnsibleFilterError(f"hardened.vllm.{name}: {missing_required_lib('netaddr')}")
+from ansible_collections.hardened.vllm.plugins.plugin_utils import _probe
+from ansible_collections.hardened.vllm.plugins.plugin_utils._filters import require_netaddr
 
 
 def _node_data(name, hostvars, group):
@@ -40,13 +35,13 @@ def _node_data(name, hostvars, group):
 
 def probe_targets(hostvars, group):
     """Targets for hardened.vllm.tcp_probe: every network-reachable TCP listener of the nodes."""
-    _require("probe_targets")
+    require_netaddr("probe_targets")
     return _probe.probe_targets(_node_data("probe_targets", hostvars, group))
 
 
 def probe_findings(runs, targets, hostvars, group):
     """Judge tcp_probe runs (one per vantage) against the plans."""
-    _require("probe_findings")
+    require_netaddr("probe_findings")
     if not isinstance(runs, list) or not all(
         isinstance(r, Mapping) and "results" in r for r in runs
     ):
@@ -67,7 +62,7 @@ def _with_effective_admins(hv):
 
 def probe_matrix(rows):
     """Plain-text exposure matrix of probe findings."""
-    _require("probe_matrix")
+    require_netaddr("probe_matrix")
     if not isinstance(rows, list):
         raise AnsibleFilterError(f"hardened.vllm.probe_matrix: input must be a list, got {rows!r}")
     return _probe.probe_matrix(rows)

@@ -16,6 +16,7 @@ from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract impor
     PlanContractError,
     check_plan,
     problem,
+    refusal,
 )
 
 # The acknowledgement (an item of vllm_accept_risks) each dangerous knob needs, and why.
@@ -97,14 +98,10 @@ def _option_name(token):
     return name, (value if sep else None)
 
 
-def _problem(host, variable, what, fix):
-    return f"- {problem(host, variable, what, fix)}"
-
-
 def _check_args(host, args, accepted, problems, used, variable="vllm_extra_args"):
     if not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args):
         problems.append(
-            _problem(
+            problem(
                 host,
                 variable,
                 f"must be a list of strings, got {args!r}",
@@ -115,7 +112,7 @@ def _check_args(host, args, accepted, problems, used, variable="vllm_extra_args"
     for index, token in enumerate(args):
         where = f"{variable}[{index}]"
         if "\n" in token or "\r" in token:
-            problems.append(_problem(host, where, "contains a line break", "remove it"))
+            problems.append(problem(host, where, "contains a line break", "remove it"))
             continue
         name, value = _option_name(token)
         following = args[index + 1] if index + 1 < len(args) else None
@@ -123,7 +120,7 @@ def _check_args(host, args, accepted, problems, used, variable="vllm_extra_args"
             value = following
         if name == "--api-key":
             problems.append(
-                _problem(
+                problem(
                     host,
                     where,
                     "--api-key puts the key into the process's argv, "
@@ -134,7 +131,7 @@ def _check_args(host, args, accepted, problems, used, variable="vllm_extra_args"
             )
         elif name in PLAN_OPTIONS:
             problems.append(
-                _problem(
+                problem(
                     host,
                     where,
                     f"{name} is decided by the cluster plan, so the firewall "
@@ -145,7 +142,7 @@ def _check_args(host, args, accepted, problems, used, variable="vllm_extra_args"
             )
         elif name == "--model":
             problems.append(
-                _problem(
+                problem(
                     host,
                     where,
                     "the model is vllm_model_path",
@@ -162,7 +159,7 @@ def _check_args(host, args, accepted, problems, used, variable="vllm_extra_args"
                 used.add(risk)
             else:
                 problems.append(
-                    _problem(
+                    problem(
                         host,
                         where,
                         f"{name} {why}",
@@ -174,7 +171,7 @@ def _check_args(host, args, accepted, problems, used, variable="vllm_extra_args"
 def _check_env(host, env, accepted, problems, used):
     if not isinstance(env, Mapping):
         problems.append(
-            _problem(
+            problem(
                 host,
                 "vllm_extra_env",
                 f"must be a mapping, got {env!r}",
@@ -190,7 +187,7 @@ def _check_env(host, env, accepted, problems, used):
             text = "1" if value else "0"
         if not isinstance(name, str) or not ENV_NAME.match(name):
             problems.append(
-                _problem(
+                problem(
                     host,
                     where,
                     "is not a valid environment variable name",
@@ -200,12 +197,12 @@ def _check_env(host, env, accepted, problems, used):
             continue
         if "\n" in text or "\r" in text or "\0" in text:
             problems.append(
-                _problem(host, where, "the value contains a line break or NUL", "remove it")
+                problem(host, where, "the value contains a line break or NUL", "remove it")
             )
             continue
         if name == "VLLM_API_KEY":
             problems.append(
-                _problem(
+                problem(
                     host,
                     where,
                     "the API key has its own variable",
@@ -215,7 +212,7 @@ def _check_env(host, env, accepted, problems, used):
             continue
         if name in PLAN_ENV:
             problems.append(
-                _problem(
+                problem(
                     host,
                     where,
                     f"{name} is decided by the cluster plan",
@@ -237,7 +234,7 @@ def _check_flag(host, name, text, accepted, problems, used):
         on = parse(text)
     except ValueError:
         problems.append(
-            _problem(
+            problem(
                 host,
                 where,
                 f"{text!r} is not a whole number; vLLM reads {name} as {how} and stops with "
@@ -250,7 +247,7 @@ def _check_flag(host, name, text, accepted, problems, used):
         risk, why = RISKY_ENV[name]
         if risk not in accepted:
             problems.append(
-                _problem(
+                problem(
                     host,
                     where,
                     f"{name}={text!r} is on, as vLLM reads it ({how}): it {why}",
@@ -263,7 +260,7 @@ def _check_flag(host, name, text, accepted, problems, used):
     if name in OFFLINE_ENV and not on:
         if "hub_downloads" not in accepted:
             problems.append(
-                _problem(
+                problem(
                     host,
                     where,
                     f"{name}={text!r} is off, as huggingface_hub reads it ({how}): the running "
@@ -313,7 +310,7 @@ def _check_api_key(host, plan, settings, problems):
     if key is None or key == "":
         if plan.get("api") and settings.get("api_key_required", True):
             problems.append(
-                _problem(
+                problem(
                     host,
                     "vllm_api_key",
                     "is empty, so the API would serve anyone who can reach it",
@@ -323,7 +320,7 @@ def _check_api_key(host, plan, settings, problems):
         return
     shape = _api_key_shape(key)
     if shape:
-        problems.append(_problem(host, "vllm_api_key", *shape))
+        problems.append(problem(host, "vllm_api_key", *shape))
 
 
 def _check_platform(host, settings, problems):
@@ -332,13 +329,13 @@ def _check_platform(host, settings, problems):
     cpu_packages = settings.get("cpu_packages") or []
     if accelerator not in ("cpu", "cuda"):
         problems.append(
-            _problem(host, "vllm_accelerator", f"got {accelerator!r}", "use auto, cuda or cpu")
+            problem(host, "vllm_accelerator", f"got {accelerator!r}", "use auto, cuda or cpu")
         )
         return None
     if accelerator == "cpu":
         if package not in cpu_packages:
             problems.append(
-                _problem(
+                problem(
                     host,
                     "vllm_package",
                     f"{package} is a CUDA build and this host has no NVIDIA "
@@ -350,7 +347,7 @@ def _check_platform(host, settings, problems):
         return None
     if package in cpu_packages:
         problems.append(
-            _problem(
+            problem(
                 host,
                 "vllm_package",
                 f"{package} is a CPU build and this host has an NVIDIA GPU",
@@ -365,7 +362,7 @@ def _check_platform(host, settings, problems):
         return None
     if not driver:
         problems.append(
-            _problem(
+            problem(
                 host,
                 "vllm_accelerator",
                 "cuda, but no NVIDIA driver is "
@@ -382,12 +379,12 @@ def _check_platform(host, settings, problems):
         newest = compat.cuda_max_for_driver(str(driver))
     except ValueError as exc:
         problems.append(
-            _problem(host, "vllm_cuda_builds", str(exc), "list builds as cu130, cu129, ...")
+            problem(host, "vllm_cuda_builds", str(exc), "list builds as cu130, cu129, ...")
         )
         return None
     if build is None:
         problems.append(
-            _problem(
+            problem(
                 host,
                 "vllm_cuda_builds",
                 f"NVIDIA driver {driver} runs CUDA up to {newest}, older "
@@ -407,7 +404,7 @@ def _check_firewall(host, settings, problems):
         return  # an earlier play of this run installs it (site.yml's firewall play)
     if unit and state != "loaded":
         problems.append(
-            _problem(
+            problem(
                 host,
                 "vllm_firewall_unit",
                 f"{unit} does not exist on the host (LoadState {state}), "
@@ -432,12 +429,12 @@ def vllm_service(plan, settings):
     unknown = sorted(set(accepted) - set(RISKS))
     if unknown:
         problems.append(
-            _problem(host, "vllm_accept_risks", f"unknown risk(s) {unknown}", f"use only {RISKS}")
+            problem(host, "vllm_accept_risks", f"unknown risk(s) {unknown}", f"use only {RISKS}")
         )
     model = settings.get("model_path") or ""
     if not isinstance(model, str) or not model.startswith("/"):
         problems.append(
-            _problem(
+            problem(
                 host,
                 "vllm_model_path",
                 f"must be an absolute path on the node, got {model!r}",
@@ -446,7 +443,7 @@ def vllm_service(plan, settings):
         )
     elif re.match(r"/(home|root|run/user)(/|$)", model):
         problems.append(
-            _problem(
+            problem(
                 host,
                 "vllm_model_path",
                 f"{model} is hidden from the service (ProtectHome=yes)",
@@ -456,7 +453,7 @@ def vllm_service(plan, settings):
     keep = settings.get("keep_venvs", 2)
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         problems.append(
-            _problem(
+            problem(
                 host,
                 "vllm_keep_venvs",
                 f"must be 1 or more (the environment in use is always kept), got {keep!r}",
@@ -466,7 +463,7 @@ def vllm_service(plan, settings):
     _check_api_key(host, plan, settings, problems)
     if settings.get("install_source", "index") not in ("index", "wheelhouse"):
         problems.append(
-            _problem(
+            problem(
                 host,
                 "vllm_install_source",
                 f"got {settings.get('install_source')!r}",
@@ -482,8 +479,7 @@ def vllm_service(plan, settings):
     extra_env = _check_env(host, settings.get("extra_env") or {}, accepted, problems, used)
     if problems:
         raise AnsibleFilterError(
-            f"{FILTER}: {len(problems)} problem(s) in the vLLM settings; nothing was changed:\n"
-            + "\n".join(problems)
+            f"{FILTER}: {refusal(problems, 'the vLLM settings', 'nothing was changed')}"
         )
 
     argv = ["serve", model]

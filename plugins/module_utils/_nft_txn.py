@@ -25,6 +25,7 @@ import tempfile
 import time
 from contextlib import contextmanager, suppress
 
+from ansible_collections.hardened.vllm.plugins.module_utils._files import write_atomic
 from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import TABLE
 
 RUN_DIR = "/run/hardened-vllm-firewall"
@@ -149,7 +150,7 @@ class Firewall:
             if not self.pending():
                 # An unconfirmed earlier apply keeps its saved table: that one is the
                 # last state somebody confirmed.
-                _write(self._path("rollback.nft"), replace_script(self.live()))
+                write_atomic(self._path("rollback.nft"), replace_script(self.live()))
                 try:
                     self.check(self._path("rollback.nft"))
                 except NftError as exc:
@@ -157,8 +158,8 @@ class Firewall:
                         f"cannot save the current table for a rollback, so "
                         f"nothing was applied: {exc}"
                     ) from None
-            _write(self._path("pending.nft"), content)
-            _write(
+            write_atomic(self._path("pending.nft"), content)
+            write_atomic(
                 self._path("rollback.sh"),
                 _SCRIPT.format(
                     unit=self.unit,
@@ -168,7 +169,7 @@ class Firewall:
                 ),
             )
             _remove(self._path("rolled-back"))
-            _write(self._path("armed"), f"{int(time.time()) + timeout}\n")
+            write_atomic(self._path("armed"), f"{int(time.time()) + timeout}\n")
             try:
                 self._arm_timer(timeout)
                 rc, _out, err = self.run([self.nft, "-f", self._path("pending.nft")])
@@ -177,7 +178,7 @@ class Firewall:
             except NftError as exc:
                 raise NftError(f"{exc}; {self._roll_back_now()}") from None
             listing = self.live()
-            _write(self._path("pending.list"), listing or "")
+            write_atomic(self._path("pending.list"), listing or "")
         return listing
 
     def confirm(self):
@@ -195,7 +196,7 @@ class Firewall:
                 ("pending.list", self.record_path),
             ):
                 os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
-                _write(target, _read(self._path(source)) or "")
+                write_atomic(target, _read(self._path(source)) or "")
             self._disarm()
         return True
 
@@ -253,22 +254,6 @@ def _read(path):
             return handle.read()
     except FileNotFoundError:
         return None
-
-
-def _write(path, text, mode=0o600):
-    """Replace ``path`` atomically (temp file in the same directory, fsync, rename)."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp.", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
 
 
 def _remove(path):

@@ -346,15 +346,15 @@ def check_candidates(policy, selection):
             f"candidates outside branch {branch}: {listed}; the package sources do not offer "
             "that branch: check nvidia_driver_branch"
         )
-    if len(set(versions.values())) > 1:
-        listed = ", ".join(f"{p} {v}" for p, v in sorted(versions.items()))
-        kmod = versions.get(selection["kernel_module_package"])
-        raise SelectionError(
+    return _one_version(
+        versions,
+        selection,
+        lambda listed, kmod: (
             f"the driver packages' candidates differ ({listed}) and would install a kernel module "
             f"that does not match its libraries: set nvidia_driver_version: '{kmod}' (the "
             f"{selection['kernel_module_package']} version), or another version all of them have"
-        )
-    return next(iter(versions.values()))
+        ),
+    )
 
 
 def check_installed(packages, selection):
@@ -370,12 +370,20 @@ def check_installed(packages, selection):
             "manager's log on the host"
         )
     versions = {p: upstream_version(packages[p]["installed"]) for p in selection["lockstep"]}
-    if len(set(versions.values())) > 1:
-        listed = ", ".join(f"{p} {v}" for p, v in sorted(versions.items()))
-        kmod = versions.get(selection["kernel_module_package"])
-        raise SelectionError(
+    return _one_version(
+        versions,
+        selection,
+        lambda listed, kmod: (
             f"the installed driver packages differ ({listed}); Fabric Manager and the "
             f"libraries must be exactly the driver's version: set nvidia_driver_version: "
             f"'{kmod}' and run the role again"
-        )
+        ),
+    )
+
+
+def _one_version(versions, selection, differ):
+    """The one version of the lockstep packages, or SelectionError(``differ(listed, kmod)``)."""
+    if len(set(versions.values())) > 1:
+        listed = ", ".join(f"{p} {v}" for p, v in sorted(versions.items()))
+        raise SelectionError(differ(listed, versions.get(selection["kernel_module_package"])))
     return next(iter(versions.values()))

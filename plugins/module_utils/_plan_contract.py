@@ -6,7 +6,8 @@ hardened.vllm.cluster publishes the plan (plugin_utils/_plan.py); the firewall (
 on the controller), the vLLM service filter, the exposure verdict and the probes read it. They
 all take from here: the schema version and the check of a plan, the audiences and which
 audience may reach a port, the vLLM options and environment variables that the plan decides,
-the "host X, variable Y: ... Fix: ..." message, and how an address is written next to a port.
+the "host X, variable Y: ... Fix: ..." message and the refusal that lists them (Problems,
+Refused), and how an address is written next to a port.
 """
 
 from __future__ import annotations
@@ -73,6 +74,33 @@ def problem(host, variable, what, fix):
     """The one shape of every refusal: where, which variable, what is wrong, what to do."""
     where = f"host {host}" if host else "cluster (all hosts)"
     return f"{where}, variable {variable}: {what}. Fix: {fix}."
+
+
+class Problems(list):
+    """Problems collected in one pass, each in the shape of problem()."""
+
+    def add(self, host, variable, what, fix):
+        self.append(problem(host, variable, what, fix))
+
+
+class Refused(ValueError):
+    """Every problem found in one set of settings; raised before anything changes.
+
+    Subclasses name the settings (``subject``); ``problems`` holds the messages.
+    """
+
+    subject = "the settings"
+    outcome = "no host was changed"
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__(refusal(self.problems, self.subject, self.outcome))
+
+
+def refusal(problems, subject, outcome="no host was changed"):
+    """The one text of a refusal: how many problems in what, what did not happen, the list."""
+    lines = "\n".join(f"- {p}" for p in problems)
+    return f"{len(problems)} problem(s) in {subject}; {outcome}:\n{lines}"
 
 
 def check_plan(plan, keys=()):

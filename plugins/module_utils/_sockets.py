@@ -116,20 +116,23 @@ def parse_proc_net(text, protocol, family, source="/proc/net", byteorder=sys.byt
             raise SocketError(
                 f"{source}: line {number}: cannot parse {line.strip()!r}: {exc}"
             ) from None
-        records.append(
-            {
-                "protocol": protocol,
-                "family": family,
-                "address": address,
-                "port": port,
-                "uid": uid,
-                "inode": inode,
-                "v6only": None,
-                "ifindex": None,
-                "source": "proc",
-            }
-        )
+        records.append(raw_record(protocol, family, address, port, uid, inode, source="proc"))
     return records
+
+
+def raw_record(protocol, family, address, port, uid, inode, v6only=None, ifindex=None, **more):
+    """The raw record of one socket (its keys: this module's docstring); ``more``: ``source``."""
+    return {
+        "protocol": protocol,
+        "family": family,
+        "address": address,
+        "port": port,
+        "uid": uid,
+        "inode": inode,
+        "v6only": v6only,
+        "ifindex": ifindex,
+        **more,
+    }
 
 
 def build_diag_request(family, protocol, seq):
@@ -166,18 +169,18 @@ def parse_diag_message(data, start, end, protocol):
         if kind == INET_DIAG_SKV6ONLY and length > _RTATTR.size:
             v6only = bool(data[offset + _RTATTR.size])
         offset += (length + 3) & ~3
-    return {
-        "protocol": protocol,
-        "family": family,
-        "address": address,
-        "port": port,
-        "uid": uid,
-        "inode": inode,
-        "v6only": v6only,
-        "ifindex": ifindex,
-        "source": "sock_diag",
-        "state": state,
-    }
+    return raw_record(
+        protocol,
+        family,
+        address,
+        port,
+        uid,
+        inode,
+        v6only,
+        ifindex,
+        source="sock_diag",
+        state=state,
+    )
 
 
 def parse_diag_messages(data, protocol, seq):
@@ -247,9 +250,18 @@ def _classify(address):
         ip = ipaddress.ip_address(address)
     except ValueError as exc:
         raise SocketError(f"cannot classify address {address!r}: {exc}") from None
-    mapped = getattr(ip, "ipv4_mapped", None)
-    effective = mapped or ip
-    return effective.is_unspecified, effective.is_loopback, str(mapped) if mapped else None
+    effective = unmapped(ip)
+    mapped = None if effective is ip else str(effective)
+    return effective.is_unspecified, effective.is_loopback, mapped
+
+
+def unmapped(ip):
+    """The IPv4 address of an IPv4-mapped IPv6 address (``::ffff:10.0.0.1``), else ``ip``.
+
+    Takes an ``ipaddress`` address; a mapped address stands for its IPv4 address everywhere
+    (a socket bound to it, a client that connects from it).
+    """
+    return getattr(ip, "ipv4_mapped", None) or ip
 
 
 def describe_socket(record, bindv6only):

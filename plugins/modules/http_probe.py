@@ -205,7 +205,7 @@ results:
       returned: always
       sample: true
     state:
-      description: V(open), V(refused), V(timeout) (dropped) or V(error).
+      description: V(open), V(refused), V(timeout) (dropped), V(unreachable) (no route) or V(error).
       type: str
       returned: always
       sample: open
@@ -271,6 +271,12 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import bracket
+from ansible_collections.hardened.vllm.plugins.module_utils._tcp import (
+    connect,
+    failure,
+    source_address,
+    targets_problem,
+)
 
 # What a front door answers to a request it does not forward.
 REFUSED = frozenset((401, 403, 404, 405))
@@ -343,33 +349,6 @@ def client_files(cert, key):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def connect(address, port, timeout, source=None):
-    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(timeout)
-        if source:
-            sock.bind((source, 0))
-        sock.connect((address, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def source_address(address, port, source=None):
-    """The local address the kernel picks to reach ``address`` (no packet is sent)."""
-    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        try:
-            if source:
-                sock.bind((source, 0))
-            sock.connect((address, port))
-        except OSError:
-            return None
-        return sock.getsockname()[0]
-
-
 def tcp_check(target, timeout, source=None):
     """Whether the port accepts a connection: ``{reachable, state, error, source}``."""
     address, port = target["address"], target["port"]
@@ -377,15 +356,11 @@ def tcp_check(target, timeout, source=None):
         with connect(address, port, timeout, source) as sock:
             return {"reachable": True, "state": "open", "error": None, "source": _local(sock)}
     except OSError as exc:
-        state = "error"
-        if isinstance(exc, socket.timeout):
-            state = "timeout"
-        elif isinstance(exc, ConnectionRefusedError):
-            state = "refused"
+        state, error = failure(exc)
         return {
             "reachable": False,
             "state": state,
-            "error": describe(exc),
+            "error": error,
             "source": source_address(address, port, source),
         }
 
@@ -582,13 +557,9 @@ def _scrubbed(value, secrets):
 
 def validate(params):
     """Return the first problem with the options, or None."""
-    for index, target in enumerate(params["targets"]):
-        try:
-            ipaddress.ip_address(target["address"])
-        except ValueError:
-            return f"targets[{index}].address: {target['address']!r} is not an IP address"
-        if not 1 <= int(target["port"]) <= 65535:
-            return f"targets[{index}].port: {target['port']} is not a port number"
+    problem = targets_problem(params["targets"])
+    if problem:
+        return problem
     for index, route in enumerate(params["routes"]):
         if not route["path"].startswith("/") or any(c.isspace() for c in route["path"]):
             return f"routes[{index}].path: {route['path']!r} must start with / and hold no spaces"

@@ -187,6 +187,7 @@ from ansible_collections.hardened.vllm.plugins.module_utils._nft_txn import (
     NftError,
     RolledBack,
 )
+from ansible_collections.hardened.vllm.plugins.module_utils._sockets import unmapped
 
 _SSH_VARIABLES = ("SSH_CLIENT", "SSH_CONNECTION")
 
@@ -216,8 +217,7 @@ def _first_address(value):
         address = ipaddress.ip_address(value.split()[0].split("%")[0])
     except ValueError:
         return None
-    if address.version == 6 and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    address = unmapped(address)
     return f"{address}/{address.max_prefixlen}"
 
 

@@ -101,12 +101,12 @@ downloaded:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import fetch_url
 
 from ansible_collections.hardened.vllm.plugins.module_utils import _nvidia_pgp as pgp
+from ansible_collections.hardened.vllm.plugins.module_utils._files import write_atomic
 
 
 def _current(dest, fingerprint):
@@ -132,10 +132,7 @@ def _write(module, dest, data):
     directory = os.path.dirname(dest) or "."
     if not os.path.isdir(directory):
         module.fail_json(msg=f"directory {directory} of dest {dest} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".nvidia_repo_key.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    module.atomic_move(tmp, dest)
+    write_atomic(dest, data, move=module.atomic_move)
 
 
 def main():

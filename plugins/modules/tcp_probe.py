@@ -103,62 +103,34 @@ open_count:
   sample: 1
 """
 
-import errno
-import ipaddress
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
-
-def source_address(address, port):
-    """The local address the kernel picks to reach ``address`` (no packet is sent)."""
-    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect((address, port))
-        except OSError:
-            return None
-        return sock.getsockname()[0]
+from ansible_collections.hardened.vllm.plugins.module_utils._tcp import (
+    connect,
+    failure,
+    source_address,
+    targets_problem,
+)
 
 
 def probe(target, timeout):
     """Try one connection; classify the outcome as open, refused, timeout or unreachable."""
     address, port = target["address"], int(target["port"])
-    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
     started = time.monotonic()
     result = {"address": address, "port": port, "label": target.get("label")}
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        try:
-            sock.connect((address, port))
+    try:
+        with connect(address, port, timeout) as sock:
             result.update(state="open", error=None, source=sock.getsockname()[0])
-        except socket.timeout:  # TimeoutError only from Python 3.10 on
-            result.update(state="timeout", error="timed out")
-        except ConnectionRefusedError:
-            result.update(state="refused", error="connection refused")
-        except OSError as exc:
-            state = (
-                "unreachable" if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH) else "error"
-            )
-            result.update(state=state, error=exc.strerror or str(exc))
+    except OSError as exc:
+        state, error = failure(exc)
+        result.update(state=state, error=error)
     result["open"] = result["state"] == "open"
     result.setdefault("source", source_address(address, port))
     result["seconds"] = round(time.monotonic() - started, 3)
     return result
-
-
-def validate(targets):
-    """Return the first problem with the targets, or None."""
-    for index, target in enumerate(targets):
-        try:
-            ipaddress.ip_address(target["address"])
-        except ValueError:
-            return f"targets[{index}].address: {target['address']!r} is not an IP address"
-        if not 1 <= int(target["port"]) <= 65535:
-            return f"targets[{index}].port: {target['port']} is not a port number"
-    return None
 
 
 def main():
@@ -181,7 +153,7 @@ def main():
         supports_check_mode=True,
     )
     targets = module.params["targets"]
-    problem = validate(targets)
+    problem = targets_problem(targets)
     if problem:
         module.fail_json(msg=f"tcp_probe: {problem}")
     workers = max(1, min(module.params["parallel"], len(targets) or 1))

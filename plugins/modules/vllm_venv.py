@@ -177,6 +177,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.hardened.vllm.plugins.module_utils._files import write_atomic
+
 MARKER = "hardened-vllm-venv.json"
 SPEC_KEYS = (
     "python",
@@ -277,7 +279,7 @@ def amx_hook(module, site, wanted):
     for name, content in AMX_HOOK.items():
         target = os.path.join(site, name)
         if wanted:
-            write_atomic(module, target, content)
+            write_atomic(target, content, move=module.atomic_move)
         elif os.path.exists(target):
             os.unlink(target)
 
@@ -297,13 +299,6 @@ def site_packages(module, python):
     if rc:
         module.fail_json(msg=f"{python} cannot report its site-packages: {err.strip()}")
     return out.strip()
-
-
-def write_atomic(module, path, content):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(content)
-    module.atomic_move(tmp, path)
 
 
 def main():
@@ -376,7 +371,7 @@ def main():
         os.path.dirname(path.rstrip("/")), f".{os.path.basename(path)}.overrides"
     )
     if p["exclude"] and not p["lock"]:
-        write_atomic(module, overrides, override_lines(p["exclude"]))
+        write_atomic(overrides, override_lines(p["exclude"]), move=module.atomic_move)
     for cmd in install_commands(p, python, overrides):
         rc, out, err = module.run_command(cmd, environ_update=env, check_rc=False)
         if rc:
@@ -394,7 +389,7 @@ def main():
             p["provides"]["name"], p["provides"]["version"], note
         ).items():
             os.makedirs(os.path.dirname(os.path.join(site, rel)), exist_ok=True)
-            write_atomic(module, os.path.join(site, rel), content)
+            write_atomic(os.path.join(site, rel), content, move=module.atomic_move)
 
     check_env = {str(k): str(v) for k, v in p["environment"].items()}
     rc, out, err = module.run_command(
@@ -409,7 +404,9 @@ def main():
     checked = json.loads(out.strip().splitlines()[-1])
     result["version"] = checked["version"]
     write_atomic(
-        module, marker, json.dumps({"spec": spec, **checked}, indent=2, sort_keys=True) + "\n"
+        marker,
+        json.dumps({"spec": spec, **checked}, indent=2, sort_keys=True) + "\n",
+        move=module.atomic_move,
     )
     result["seconds"] = round(time.monotonic() - started, 1)
     module.exit_json(**result)

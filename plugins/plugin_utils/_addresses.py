@@ -1,24 +1,18 @@
 # Copyright: (c) 2026, hardened.vllm maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Address parsing and problem collection shared by the controller-side plugins."""
+"""Address parsing shared by the controller-side plugins.
+
+Problems go into a ``_plan_contract.Problems`` given by the caller.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import problem
-
 try:
     import netaddr
 except ImportError:  # pragma: no cover - reported by the filter with a clear message
     netaddr = None
-
-
-class Problems(list):
-    """Validation problems, each naming the host, the variable and the fix."""
-
-    def add(self, host, variable, message, fix):
-        self.append(problem(host, variable, message, fix))
 
 
 def parse_address(value, variable, host, problems):

@@ -27,17 +27,15 @@ from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract impor
     check_plan,
     port_exposure,
 )
+from ansible_collections.hardened.vllm.plugins.module_utils._sockets import classify_address
+from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import netaddr
 from ansible_collections.hardened.vllm.plugins.plugin_utils._nft_eval import (
     AddressSet,
     NftJsonError,
     Packet,
     Ruleset,
 )
-
-try:
-    import netaddr
-except ImportError:  # pragma: no cover - the filter reports it with missing_required_lib
-    netaddr = None
+from ansible_collections.hardened.vllm.plugins.plugin_utils._report import table
 
 FIREWALL_TABLE = tuple(TABLE.split())  # ("inet", "hardened_vllm"), as the firewall renders it
 CLASSES = ("peers", "clients", "monitoring", "admins", "custom", "others")
@@ -136,12 +134,10 @@ def _listener(item, index):
         raise ExposureError(f"{where}: address {item['address']!r} is not an IP address") from None
     if ip.max_prefixlen != (32 if item["family"] == "ipv4" else 128):
         raise ExposureError(f"{where}: address {ip} is not an {item['family']} address")
-    mapped = getattr(ip, "ipv4_mapped", None)
-    effective = mapped or ip
     record = dict(item)
-    record.setdefault("mapped_ipv4", str(mapped) if mapped else None)
-    record.setdefault("wildcard", effective.is_unspecified)
-    record.setdefault("loopback", effective.is_loopback)
+    classes = classify_address(str(ip))
+    for key in ("mapped_ipv4", "wildcard", "loopback"):
+        record.setdefault(key, classes[key])
     if "dual_stack" not in record:  # unknown v6only: assume the socket also takes IPv4
         record["dual_stack"] = (
             item["family"] == "ipv6" and ip.is_unspecified and not record.get("v6only")
@@ -437,13 +433,7 @@ def exposure_matrix(verdicts):
             rows.append(_matrix_row(verdict.get("host"), entry))
     rows.sort(key=lambda r: (r[0], r[1], r[-1], r[2]))
     header = ["node", "proto", "address:port", "process", "may reach", *CLASSES, "verdict"]
-    lines = [header] + [r[:-1] for r in rows]
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    text = [
-        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    ]
-    text.insert(1, "  ".join("-" * w for w in widths))
+    text = table([header] + [r[:-1] for r in rows])
     text += [
         "",
         "yes = can open a connection, - = cannot, . = no such source in the plan, "

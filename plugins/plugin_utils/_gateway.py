@@ -14,8 +14,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import bracket
-from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import Problems
+from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import (
+    Problems,
+    Refused,
+    bracket,
+)
 
 # What a client key may consist of: it is matched inside nginx's configuration, so quotes,
 # backslashes, spaces, '$', ';' and braces are out; base64, base64url and hex keys all fit.
@@ -32,16 +35,10 @@ HTTP2_ON = (1, 25, 1)  # nginx >= 1.25.1: `http2 on;`; before: `listen ... ssl h
 GENERATE = "generate"  # gateway_tls_source: the private CA on the controller
 
 
-class GatewayInvalid(ValueError):
+class GatewayInvalid(Refused):
     """The gateway settings of a host are unsafe or impossible; ``problems`` says why."""
 
-    def __init__(self, problems):
-        self.problems = list(problems)
-        lines = "\n".join(f"- {p}" for p in self.problems)
-        super().__init__(
-            f"{len(self.problems)} problem(s) in the gateway settings; no host was changed:\n"
-            f"{lines}"
-        )
+    subject = "the gateway settings"
 
 
 def gateway_config(plan, settings):

@@ -17,11 +17,14 @@ from pathlib import Path
 
 import yaml
 
-from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import SCHEMA_VERSION
+from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import (
+    SCHEMA_VERSION,
+    Problems,
+    Refused,
+)
 from ansible_collections.hardened.vllm.plugins.plugin_utils import _api_routes
 from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import (
     WIDEST_PREFIX,
-    Problems,
     covered_families,
     host_addresses,
     host_network,
@@ -100,16 +103,10 @@ SETTING_DEFAULTS = {n: _OPTIONS[n].get("default") for n in CLUSTER_WIDE}
 HOST_DEFAULTS = {n: _OPTIONS[n].get("default") for n in HOST_VARS}
 
 
-class PlanInvalid(Exception):
+class PlanInvalid(Refused):
     """The inventory cannot produce a safe plan; ``problems`` says why."""
 
-    def __init__(self, problems):
-        self.problems = list(problems)
-        lines = "\n".join(f"- {p}" for p in self.problems)
-        super().__init__(
-            f"{len(self.problems)} problem(s) in the cluster inventory; "
-            f"no host was changed:\n{lines}"
-        )
+    subject = "the cluster inventory"
 
 
 def compute_plans(hosts, settings):

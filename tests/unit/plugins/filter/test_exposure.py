@@ -25,7 +25,7 @@ from ansible_collections.hardened.vllm.plugins.filter.cluster_plan import (
 )
 from ansible_collections.hardened.vllm.plugins.filter.exposure import FilterModule
 from ansible_collections.hardened.vllm.plugins.module_utils._sockets import describe_socket
-from ansible_collections.hardened.vllm.plugins.plugin_utils import _exposure
+from ansible_collections.hardened.vllm.plugins.plugin_utils import _addresses
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 FACTS = json.loads((FIXTURES / "facts" / "debian12_vm_network.json").read_text())
@@ -458,8 +458,8 @@ def test_plan_without_exposure_key():
 
 
 def test_missing_netaddr(monkeypatch):
-    monkeypatch.setattr(_exposure, "netaddr", None)
-    with pytest.raises(AnsibleFilterError, match="netaddr"):
+    monkeypatch.setattr(_addresses, "netaddr", None)
+    with pytest.raises(AnsibleFilterError, match=r"exposure_verdict: .*netaddr"):
         exposure_verdict([API], PLAN, {"nftables": []})
 
 

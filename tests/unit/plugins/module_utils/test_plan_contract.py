@@ -72,3 +72,32 @@ def test_port_exposure_and_the_default_audience_peers():
 )
 def test_bracket(address, shown):
     assert contract.bracket(address) == shown
+
+
+def test_problems_collect_in_the_one_shape():
+    problems = contract.Problems()
+    problems.add("a", "v", "is bad", "set it")
+    problems.add(None, "w", "is worse", "remove it")
+    assert problems == [
+        "host a, variable v: is bad. Fix: set it.",
+        "cluster (all hosts), variable w: is worse. Fix: remove it.",
+    ]
+
+
+def test_a_refusal_counts_names_its_settings_and_lists_every_problem():
+    class Invalid(contract.Refused):
+        subject = "the test settings"
+
+    problems = contract.Problems()
+    problems.add("a", "v", "is bad", "set it")
+    problems.add("b", "v", "is bad", "set it")
+    err = Invalid(problems)
+    assert isinstance(err, ValueError) and err.problems == list(problems)
+    assert str(err) == (
+        "2 problem(s) in the test settings; no host was changed:\n"
+        "- host a, variable v: is bad. Fix: set it.\n"
+        "- host b, variable v: is bad. Fix: set it."
+    )
+    assert contract.refusal(["x"], "the vLLM settings", "nothing was changed") == (
+        "1 problem(s) in the vLLM settings; nothing was changed:\n- x"
+    )

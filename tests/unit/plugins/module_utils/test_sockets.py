@@ -8,6 +8,7 @@ network namespace; manifest.json lists the sockets that were open at the time.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import struct
@@ -294,6 +295,20 @@ def test_classify_address(address, wildcard, loopback, mapped):
         "loopback": loopback,
         "mapped_ipv4": mapped,
     }
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("::ffff:10.89.0.2", "10.89.0.2"),
+        ("::ffff:0.0.0.0", "0.0.0.0"),
+        ("10.89.0.2", "10.89.0.2"),
+        ("2001:db8::2", "2001:db8::2"),
+        ("::", "::"),
+    ],
+)
+def test_unmapped_is_the_ipv4_address_a_mapped_one_stands_for(address, expected):
+    assert str(s.unmapped(ipaddress.ip_address(address))) == expected
 
 
 def test_classify_address_rejects_garbage():
