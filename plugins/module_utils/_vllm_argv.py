@@ -44,17 +44,18 @@ LISTEN = ("api_server_count", "grpc", "data_parallel_multi_port_external_lb",
 def count_calls(serve_parser, decided, counts):
     # How often argparse stores into each option the plan decides: an abbreviation, a repeat
     # or an option the plan left out is one more call than the plan's argv alone makes.
+    def counted(base):
+        class Counted(base):
+            def __call__(self, parser, namespace, values, option_string=None):
+                key = "/".join(self.option_strings)
+                counts[key] = counts.get(key, 0) + 1
+                return base.__call__(self, parser, namespace, values, option_string)
+
+        return Counted
+
     for action in serve_parser._actions:
         if set(action.option_strings) & decided:
-            base = type(action)
-
-            class Counted(base):
-                def __call__(self, parser, namespace, values, option_string=None):
-                    key = "/".join(self.option_strings)
-                    counts[key] = counts.get(key, 0) + 1
-                    return base.__call__(self, parser, namespace, values, option_string)
-
-            action.__class__ = Counted
+            action.__class__ = counted(type(action))
 
 
 def parse(argv, decided=frozenset(), counts=None):
