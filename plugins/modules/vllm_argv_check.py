@@ -68,12 +68,17 @@ options:
     description: Seconds the parse may take (importing vLLM takes 10-30 s on a loaded host).
     type: int
     default: 300
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: It only reads, so it runs in check mode too.
   diff_mode:
     support: none
+  platform:
+    support: full
+    platforms: posix
 seealso:
   - module: hardened.vllm.vllm_venv
 """
