@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 
@@ -14,6 +15,7 @@ from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract impor
     PLAN_ENV,
     PLAN_OPTIONS,
     PlanContractError,
+    bracket,
     check_plan,
     problem,
     refusal,
@@ -87,6 +89,67 @@ RISKS = sorted({risk for risk, _why in [*RISKY_OPTIONS.values(), *RISKY_ENV.valu
 RISKS.append("hub_downloads")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 API_KEY = re.compile(r"[A-Za-z0-9._~+/=-]{16,}")
+
+# Network-facing advisories of vLLM and the release that fixed each (vLLM's GitHub advisories):
+# a vllm_version below a fix is refused unless vllm_accept_advisories names the advisory.
+ADVISORIES = {
+    "CVE-2026-48746": ((0, 22, 0), "a Host header bypassed the API key middleware"),
+    "CVE-2025-62164": ((0, 11, 1), "prompt embeddings deserialized by the API server"),
+    "CVE-2025-59425": ((0, 11, 0), "the API key compared in non-constant time"),
+    "CVE-2025-47277": ((0, 8, 5), "PyNcclPipe unpickled KV traffic from any interface"),
+    "CVE-2025-30202": ((0, 8, 5), "the multi-node XPUB socket listened on every interface"),
+    "CVE-2025-32444": ((0, 8, 5), "Mooncake unpickled KV traffic from the network"),
+    "CVE-2025-29783": ((0, 8, 0), "Mooncake unpickled KV traffic from the network"),
+}
+SAFE_VERSION = max(fixed for fixed, _what in ADVISORIES.values())
+VERSION = re.compile(
+    r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.post\d+)?(?P<pre>(?:a|b|rc|\.dev)\d*)?(?:\+[\w.]+)?\Z"
+)
+
+# Options of vLLM 0.32 that open a listener the plan does not model (or change how the plan's
+# listeners work): refused in vllm_extra_args / vllm_api_extra_args, with why and the fix.
+LISTENER_OPTIONS = {
+    "--data-parallel-multi-port-external-lb": (
+        "serves one HTTP port per local DP rank plus a supervisor health server on "
+        "--data-parallel-supervisor-port (9256) bound to 0.0.0.0, without TLS or a key, and "
+        "refuses --uds",
+        "remove it; the plan's gateway is the one front door (one API on the head, "
+        "cluster_topology data_parallel)",
+    ),
+    "--data-parallel-supervisor-port": (
+        "is the port of the multi-port supervisor, which the plan does not run",
+        "remove it",
+    ),
+    "--data-parallel-external-lb": (
+        "changes the data-parallel load balancing the plan lays out (one API on the head)",
+        "remove it and set cluster_topology / cluster_data_parallel_size_local",
+    ),
+    "--data-parallel-hybrid-lb": (
+        "changes the data-parallel load balancing the plan lays out (one API on the head)",
+        "remove it and set cluster_topology / cluster_data_parallel_size_local",
+    ),
+    "--data-parallel-rank": (
+        "changes the data-parallel load balancing the plan lays out (ranks come from the plan)",
+        "remove it and set cluster_data_parallel_size_local",
+    ),
+    "--grpc": (
+        "starts a gRPC server on --port instead of the API on the unix socket: no TLS, no key, "
+        "on every interface, past the gateway",
+        "remove it; clients use the OpenAI API through the gateway",
+    ),
+    "--grpc-port": (
+        "opens the Rust frontend's gRPC listener: no TLS, no key, past the gateway",
+        "remove it; clients use the OpenAI API through the gateway",
+    ),
+    "--config": (
+        "reads further options from a YAML file, past these checks (it may set what the plan "
+        "decides)",
+        "write the options into vllm_extra_args instead",
+    ),
+}
+# How vLLM's KV-events publisher binds by default (vllm/config/kv_events.py).
+KV_EVENTS_DEFAULT_ENDPOINT = "tcp://*:5557"
+WILDCARD_HOSTS = {"*", "0.0.0.0", "::", "[::]", ""}
 FILTER = "hardened.vllm.vllm_service"
 
 
@@ -98,7 +161,67 @@ def _option_name(token):
     return name, (value if sep else None)
 
 
-def _check_args(host, args, accepted, problems, used, variable="vllm_extra_args"):
+def _abbreviates(name):
+    """The refused long option that ``name`` abbreviates (argparse takes unique prefixes)."""
+    if not name.startswith("--") or len(name) < 4:
+        return None
+    known = [*PLAN_OPTIONS, *LISTENER_OPTIONS, *RISKY_OPTIONS, "--api-key", "--kv-events-config"]
+    if name in known:
+        return None
+    hits = sorted(o for o in known if o.startswith("--") and o.startswith(name))
+    return hits[0] if hits else None
+
+
+def _endpoint_host(endpoint):
+    """The host of a ZMQ ``tcp://HOST:PORT`` endpoint; None for ipc:// and inproc://."""
+    if not isinstance(endpoint, str) or not endpoint.startswith("tcp://"):
+        return None
+    return endpoint[len("tcp://") :].rpartition(":")[0].strip("[]") or "*"
+
+
+def _check_kv_events(host, plan, where, name, value):
+    """What is wrong with a --kv-events-config (None when it opens nothing the plan misses)."""
+    ip = plan.get("host_ip") or "<host_ip>"
+    fix_endpoint = f'"endpoint": "tcp://{bracket(ip)}:5557"'
+    if name != "--kv-events-config":
+        return problem(
+            host,
+            where,
+            f"{name} sets one field of the KV-events publisher, which cannot be checked here",
+            "write the whole --kv-events-config as one JSON object",
+        )
+    try:
+        config = json.loads(value) if value is not None else None
+    except ValueError:
+        config = None
+    if not isinstance(config, Mapping):
+        return problem(
+            host, where, "--kv-events-config must be followed by a JSON object", "write it as one"
+        )
+    enabled = config.get("enable_kv_cache_events") is True
+    publisher = config.get("publisher") or ("zmq" if enabled else "null")
+    if not enabled or publisher != "zmq":
+        return None
+    for key, default in (("endpoint", KV_EVENTS_DEFAULT_ENDPOINT), ("replay_endpoint", None)):
+        bound = _endpoint_host(config.get(key, default))
+        if bound is None or bound == str(ip) or bound in ("127.0.0.1", "::1", "localhost"):
+            continue
+        what = (
+            "every interface (ZMQ PUB, no authentication)"
+            if bound in WILDCARD_HOSTS
+            else f"{bound}, which is not this host's address {ip}"
+        )
+        return problem(
+            host,
+            where,
+            f"the KV-events publisher's {key} {config.get(key, default)} binds {what}",
+            f"set {fix_endpoint} (in this host's host_vars; vLLM adds the DP rank to the port), "
+            "and make its subscriber a peer (cluster_extra_peer_cidrs)",
+        )
+    return None
+
+
+def _check_args(host, args, accepted, problems, used, variable="vllm_extra_args", plan=None):
     if not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args):
         problems.append(
             problem(
@@ -118,7 +241,38 @@ def _check_args(host, args, accepted, problems, used, variable="vllm_extra_args"
         following = args[index + 1] if index + 1 < len(args) else None
         if value is None and following is not None and not following.startswith("-"):
             value = following
-        if name == "--api-key":
+        plan = plan or {}
+        if _abbreviates(name):
+            problems.append(
+                problem(
+                    host,
+                    where,
+                    f"vLLM's parser takes abbreviations: {name} is {_abbreviates(name)}, "
+                    "which is refused or checked here",
+                    f"write {_abbreviates(name)} in full (and see why it is refused)",
+                )
+            )
+        elif name in LISTENER_OPTIONS:
+            why, fix = LISTENER_OPTIONS[name]
+            problems.append(problem(host, where, f"{name} {why}", fix))
+        elif name.startswith("--kv-events-config"):
+            found = _check_kv_events(host, plan, where, name, value)
+            if found:
+                problems.append(found)
+        elif (
+            name in ("--api-server-count", "-asc")
+            and variable == "vllm_extra_args"
+            and not plan.get("api", True)
+        ):
+            problems.append(
+                problem(
+                    host,
+                    where,
+                    f"{name} on a headless node (no API): vLLM stops with ValueError",
+                    "move it to vllm_api_extra_args, which only nodes serving the API get",
+                )
+            )
+        elif name == "--api-key":
             problems.append(
                 problem(
                     host,
@@ -397,6 +551,74 @@ def _check_platform(host, settings, problems):
     return build
 
 
+def _version_key(text):
+    """'0.21.1rc1' -> ((0, 21, 1), -1); a pre-release sorts before its release. None: no version."""
+    match = VERSION.match(str(text).strip()) if isinstance(text, (str, int, float)) else None
+    if not match:
+        return None
+    release = tuple(int(part or 0) for part in match.groups()[:3])
+    return release, (-1 if match.group("pre") else 0)
+
+
+def _check_version(host, settings, problems, used):
+    """Refuse a vllm_version below the fix of a network-facing advisory, unless acknowledged."""
+    if "version" not in settings:
+        return
+    version, acks = settings.get("version"), settings.get("accept_advisories") or []
+    key = _version_key(version)
+    if key is None:
+        problems.append(
+            problem(
+                host,
+                "vllm_version",
+                f"{version!r} is not a release version",
+                'write the release to install, e.g. "0.32.0" (quoted)',
+            )
+        )
+        return
+    if not isinstance(acks, (list, tuple)) or not all(isinstance(a, str) for a in acks):
+        problems.append(
+            problem(
+                host,
+                "vllm_accept_advisories",
+                f"must be a list of advisory ids, got {acks!r}",
+                "write e.g. [CVE-2026-48746]",
+            )
+        )
+        return
+    open_ = [a for a, (fixed, _what) in ADVISORIES.items() if key < (fixed, 0)]
+    unknown = sorted(set(acks) - set(ADVISORIES))
+    stale = sorted(set(acks) & set(ADVISORIES) - set(open_))
+    if unknown or stale:
+        problems.append(
+            problem(
+                host,
+                "vllm_accept_advisories",
+                (f"unknown advisory id(s) {unknown}" if unknown else "")
+                + (" and " if unknown and stale else "")
+                + (f"{stale} do not affect vLLM {version}" if stale else ""),
+                f"acknowledge only advisories that affect vllm_version, of {sorted(ADVISORIES)}",
+            )
+        )
+    missing = [a for a in open_ if a not in acks]
+    used.update(a for a in open_ if a in acks)
+    if missing:
+        floor = ".".join(map(str, SAFE_VERSION))
+        listed = "; ".join(
+            f"{a} ({ADVISORIES[a][1]}, fixed in {'.'.join(map(str, ADVISORIES[a][0]))})"
+            for a in missing
+        )
+        problems.append(
+            problem(
+                host,
+                "vllm_version",
+                f"vLLM {version} is older than the fix of network-facing advisories: {listed}",
+                f"set vllm_version to {floor} or later (0.32.0 is tested), or acknowledge each "
+                f"with vllm_accept_advisories: [{', '.join(missing)}]",
+            )
+        )
+
+
 def _check_firewall(host, settings, problems):
     unit = settings.get("firewall_unit") or ""
     state = settings.get("firewall_unit_state") or "not-found"
@@ -472,9 +694,16 @@ def vllm_service(plan, settings):
         )
     cuda_build = _check_platform(host, settings, problems)
     _check_firewall(host, settings, problems)
-    _check_args(host, settings.get("extra_args") or [], accepted, problems, used)
+    _check_version(host, settings, problems, used)
+    _check_args(host, settings.get("extra_args") or [], accepted, problems, used, plan=plan)
     _check_args(
-        host, settings.get("api_extra_args") or [], accepted, problems, used, "vllm_api_extra_args"
+        host,
+        settings.get("api_extra_args") or [],
+        accepted,
+        problems,
+        used,
+        "vllm_api_extra_args",
+        plan,
     )
     extra_env = _check_env(host, settings.get("extra_env") or {}, accepted, problems, used)
     if problems:
@@ -485,7 +714,9 @@ def vllm_service(plan, settings):
     argv = ["serve", model]
     if settings.get("served_model_name"):
         argv += ["--served-model-name", str(settings["served_model_name"])]
-    argv += [str(a) for a in plan["vllm"]["args"]] + list(settings.get("extra_args") or [])
+    argv += [str(a) for a in plan["vllm"]["args"]]
+    plan_argv = list(argv)
+    argv += list(settings.get("extra_args") or [])
     if plan.get("api"):
         argv += list(settings.get("api_extra_args") or [])
     env = dict(SAFE_ENV)
@@ -494,6 +725,9 @@ def vllm_service(plan, settings):
     env.update(extra_env)
     return {
         "argv": argv,
+        # What the plan alone renders, and the options it decides: vllm_argv_check parses both.
+        "plan_argv": plan_argv,
+        "plan_options": sorted(PLAN_OPTIONS),
         "env": env,
         "risks": sorted(used),
         "cuda_build": cuda_build,

@@ -494,3 +494,146 @@ def test_env_quoting_round_trips_through_a_shell_like_parser():
         check=True,
     ).stdout
     assert out == value
+
+
+# --- the safe-version floor ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["0.32.0", "0.22.0", "0.22.0.post1", "0.23.1+cpu", "1.0"])
+def test_versions_with_every_network_advisory_fixed_pass(version):
+    assert service(HEAD, settings(version=version))["risks"] == []
+
+
+def test_a_version_below_the_floor_is_refused_with_every_advisory_id_and_the_fix():
+    text = problems(version="0.11.0")
+    line = next(x for x in text.splitlines() if "variable vllm_version" in x)
+    assert line.startswith("- host gpu-a, variable vllm_version: vLLM 0.11.0 is older than")
+    assert "CVE-2026-48746 (a Host header bypassed the API key middleware, fixed in 0.22.0)" in line
+    assert "CVE-2025-62164" in line and "CVE-2025-59425" not in line  # fixed in 0.11.0
+    assert "Fix: set vllm_version to 0.22.0 or later (0.32.0 is tested), or acknowledge" in line
+    assert "vllm_accept_advisories: [CVE-2026-48746, CVE-2025-62164]" in line
+
+
+@pytest.mark.parametrize(
+    ("version", "ids"),
+    [
+        ("0.21.1", ["CVE-2026-48746"]),
+        ("0.22.0rc1", ["CVE-2026-48746"]),  # a pre-release comes before the fix
+        ("0.8.4", ["CVE-2025-30202", "CVE-2025-47277", "CVE-2025-32444"]),
+    ],
+)
+def test_the_advisories_that_affect_a_version_are_named(version, ids):
+    text = problems(version=version)
+    for advisory in ids:
+        assert advisory in text
+
+
+def test_acknowledged_advisories_pass_and_are_reported():
+    out = service(HEAD, settings(version="0.21.1", accept_advisories=["CVE-2026-48746"]))
+    assert out["risks"] == ["CVE-2026-48746"]
+
+
+@pytest.mark.parametrize(
+    ("over", "words"),
+    [
+        ({"version": "latest"}, ["vllm_version: 'latest' is not a release version"]),
+        ({"version": 0.3}, ["vllm_version: vLLM 0.3 is older"]),  # YAML 0.30 unquoted
+        (
+            {"version": "0.32.0", "accept_advisories": ["CVE-2026-48746"]},
+            ["vllm_accept_advisories: ['CVE-2026-48746'] do not affect vLLM 0.32.0"],
+        ),
+        (
+            {"version": "0.21.1", "accept_advisories": ["CVE-1999-0001"]},
+            ["unknown advisory id(s) ['CVE-1999-0001']", "vllm_version: vLLM 0.21.1"],
+        ),
+        ({"version": "0.21.1", "accept_advisories": "CVE-2026-48746"}, ["must be a list"]),
+    ],
+)
+def test_bad_versions_and_acknowledgements_are_refused(over, words):
+    text = problems(**over)
+    for word in words:
+        assert word in text
+
+
+# --- listeners of vLLM 0.32 that the plan does not model ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--data-parallel-multi-port-external-lb"], ["9256", "0.0.0.0", "refuses --uds"]),
+        (["--data-parallel-supervisor-port", "9300"], ["supervisor"]),
+        (["--data-parallel-hybrid-lb"], ["load balancing"]),
+        (["--data-parallel-rank", "0"], ["load balancing"]),
+        (["--grpc"], ["gRPC server", "past the gateway"]),
+        (["--grpc-port", "50051"], ["gRPC listener"]),
+        (["--config", "/etc/vllm.yaml"], ["YAML file", "vllm_extra_args instead"]),
+        (["--data-parallel-addr", "0.0.0.0"], ["abbreviations", "--data-parallel-address"]),
+        (["--master-a", "1.2.3.4"], ["--master-addr"]),
+        (["--trust-remote"], ["--trust-remote-code"]),
+        (
+            ["--kv-events-config", '{"enable_kv_cache_events": true}'],
+            ["tcp://*:5557 binds every interface", '"endpoint": "tcp://10.20.0.11:5557"'],
+        ),
+        (
+            [
+                "--kv-events-config",
+                '{"enable_kv_cache_events": true, "endpoint": "tcp://0.0.0.0:1"}',
+            ],
+            ["binds every interface"],
+        ),
+        (
+            ["--kv-events-config", '{"enable_kv_cache_events":true,"endpoint":"tcp://10.9.9.9:1"}'],
+            ["10.9.9.9, which is not this host's address 10.20.0.11"],
+        ),
+        (
+            [
+                "--kv-events-config",
+                '{"enable_kv_cache_events": true, "endpoint": "tcp://10.20.0.11:5557",'
+                ' "replay_endpoint": "tcp://*:5558"}',
+            ],
+            ["replay_endpoint tcp://*:5558"],
+        ),
+        (["--kv-events-config.endpoint", "tcp://*:1"], ["one JSON object"]),
+        (["--kv-events-config", "{bad"], ["JSON object"]),
+    ],
+)
+def test_options_that_open_unmodelled_listeners_are_refused(args, words):
+    text = problems(extra_args=args)
+    assert "variable vllm_extra_args[0]" in text
+    for word in words:
+        assert word in text
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [
+            "--kv-events-config",
+            '{"enable_kv_cache_events":true,"endpoint":"tcp://10.20.0.11:5557"}',
+        ],
+        ["--kv-events-config", '{"enable_kv_cache_events": true, "publisher": "null"}'],
+        ["--kv-events-config", '{"enable_kv_cache_events": false}'],
+        ["--kv-events-config", '{"enable_kv_cache_events": true, "endpoint": "ipc:///tmp/ev"}'],
+        ["--data-parallel-backend", "mp"],
+        ["--enforce-eager"],
+    ],
+)
+def test_listeners_on_the_host_address_or_none_pass(args):
+    assert service(HEAD, settings(extra_args=args))["argv"][-len(args) :] == args
+
+
+def test_api_server_count_is_an_api_argument_on_headless_nodes():
+    text = problems(WORKER, extra_args=["--api-server-count", "2"])
+    assert "host gpu-b, variable vllm_extra_args[0]: --api-server-count on a headless node" in text
+    assert "move it to vllm_api_extra_args" in text
+    out = service(WORKER, settings(api_extra_args=["--api-server-count", "2"]))
+    assert "--api-server-count" not in out["argv"]
+    out = service(HEAD, settings(api_extra_args=["--api-server-count", "2"]))
+    assert out["argv"][-2:] == ["--api-server-count", "2"]
+
+
+def test_the_plan_argv_is_the_argv_without_the_extra_arguments():
+    out = service(HEAD, settings(extra_args=["--enforce-eager"], api_extra_args=["-asc", "1"]))
+    assert out["argv"] == [*out["plan_argv"], "--enforce-eager", "-asc", "1"]
+    assert "--data-parallel-address" in out["plan_options"]
