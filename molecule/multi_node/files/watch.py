@@ -145,7 +145,7 @@ def probe(folder, vantage, nodes):
         while True:
             jobs = {}
             for node, addresses in nodes.items():
-                for (family, address, port), _event in _up(_events(folder, node)).items():
+                for family, address, port in _up(_events(folder, node)):
                     for target in _targets(family, address, addresses):
                         if time.time() - last.get((target, port), 0) >= 5:
                             last[(target, port)] = time.time()
@@ -180,8 +180,8 @@ def report(folder, vantages):
     result = {"listeners": {}, "probes": {}, "unprobed": {}}
     lived = {}
     for name in sorted(os.listdir(folder)):
-        base, _, kind = name.rpartition(".")
-        if kind != "listeners":
+        base, kind = os.path.splitext(name)
+        if kind != ".listeners":
             continue
         events = _events(folder, base)
         start = [e["t"] for e in events if e["event"] == "firewall"]
