@@ -102,9 +102,7 @@ def prom(status):
         f"# HELP {prefix}_state 1 for the watchdog's current state of table {TABLE}.",
         f"# TYPE {prefix}_state gauge",
     ]
-    lines += [
-        f'{prefix}_state{{state="{name}"}} {int(status["state"] == name)}' for name in STATES
-    ]
+    lines += [f'{prefix}_state{{state="{name}"}} {int(status["state"] == name)}' for name in STATES]
     for metric, key, kind, help_text in (
         ("restores_total", "restores", "counter", "Times the table was re-loaded."),
         (
@@ -259,10 +257,13 @@ class Watchdog:
         self.status["address"] = {"expected": address, "interface": iface, "found": have}
         if address in have:
             return None
-        found = ", ".join(have) if have else "no address" if rc == 0 else "does not exist"
+        if rc != 0:
+            found = f"{iface} does not exist"
+        else:
+            found = f"{iface} has {', '.join(have) if have else 'no address'}"
         return (
-            f"the confirmed ruleset was rendered for {address} on {iface}, but {iface} has "
-            f"{found}: the node stays closed (SSH from the admins only) until the deployment "
+            f"the confirmed ruleset was rendered for {address} on {iface}, but {found}: "
+            "the node stays closed (SSH from the admins only) until the deployment "
             f"runs for its new address (playbooks/site.yml) or {address} comes back"
         )
 
