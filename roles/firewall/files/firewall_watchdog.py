@@ -78,10 +78,24 @@ def interface_addresses(ip_json):
 
 
 def closed_script(boot_text):
-    """The confirmed ruleset with every set but the admins' emptied, in the same transaction."""
-    names = [n for n in SET_LINE.findall(boot_text) if n not in KEEP_WHEN_CLOSED]
-    lines = [boot_text.rstrip("\n"), "# hardened-vllm-firewall-watchdog: closed"]
-    lines += [f"flush set {TABLE} {name}" for name in names]
+    """The confirmed ruleset with the elements of every set but the admins' left out.
+
+    The same one-transaction replacement of this table, only the sets are empty. (Not
+    ``flush set`` after the table in one script: nft 1.1.3 of Debian 13 crashes on that.)
+    """
+    lines, current, skipping = [], None, False
+    for line in boot_text.splitlines():
+        match = SET_LINE.match(line)
+        if match:
+            current = match.group(1)
+        elif line == "\t}":
+            current = None
+        if skipping or (
+            current not in (None, *KEEP_WHEN_CLOSED) and line.startswith("\t\telements = {")
+        ):
+            skipping = not line.rstrip().endswith("}")
+            continue
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 
