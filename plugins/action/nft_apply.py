@@ -20,6 +20,8 @@ display = Display()
 
 # After the rollback should have fired: how long to wait on top, before looking again.
 ROLLBACK_GRACE = 5
+# What the confirmation needs after the last reconnect attempt ended (one module run).
+CONFIRM_MARGIN = 5
 
 
 class ActionModule(ActionBase):
@@ -44,12 +46,17 @@ class ActionModule(ActionBase):
         host = task_vars.get("inventory_hostname", "?")
         rollback = _seconds(args.get("rollback_timeout", 60), "rollback_timeout", host)
         reconnect = _seconds(args.get("reconnect_timeout", 30), "reconnect_timeout", host)
-        if rollback < reconnect + 5:
+        attempt, how = self._attempt_seconds()
+        needed = reconnect + attempt + CONFIRM_MARGIN
+        if rollback < needed:
             raise AnsibleActionFail(
-                f"host {host}: rollback_timeout ({rollback}, role variable "
-                f"firewall_rollback_timeout) must exceed reconnect_timeout ({reconnect}, "
-                "firewall_reconnect_timeout) by at least 5 seconds, or a slow reconnect is "
-                "rolled back while it confirms"
+                f"host {host}, variable firewall_rollback_timeout: {rollback} s is too short: "
+                f"the reconnect phase (firewall_reconnect_timeout {reconnect} s) can end with "
+                f"an attempt that starts just before its deadline and lasts {attempt} s "
+                f"({how}), and confirming needs {CONFIRM_MARGIN} s more, so the rollback "
+                f"would fire while the controller confirms; nothing was changed. Fix: set "
+                f"firewall_rollback_timeout to {needed} or more, or lower "
+                "firewall_reconnect_timeout or the connection's timeout"
             )
         ssh_client = self._ssh_client(args.get("plan"))
         if ssh_client:
@@ -59,7 +66,7 @@ class ActionModule(ActionBase):
         if result.get("failed") or "rollback" not in result:
             return self._done(result)
 
-        reached, error = self._reconnect(task_vars, reconnect)
+        reached, error, failures = self._reconnect(task_vars, reconnect)
         if reached:
             confirmed = self._phase("confirm", args, task_vars)
             result.update(confirmed=confirmed.get("confirmed", False))
@@ -67,8 +74,7 @@ class ActionModule(ActionBase):
                 result.update(
                     failed=True,
                     rolled_back=confirmed.get("rolled_back", False),
-                    msg=f"{confirmed.get('msg')}. Raise firewall_rollback_timeout "
-                    "if the host is slow to answer.",
+                    msg=self._too_late(host, confirmed, error, failures),
                 )
             return self._done(result)
 
@@ -100,9 +106,45 @@ class ActionModule(ActionBase):
             task_vars=task_vars,
         )
 
+    def _attempt_seconds(self):
+        """How long one fresh connection attempt can last, and how that was worked out.
+
+        The connection's timeout per try, its retries (ssh: reconnection_retries) and the
+        pauses between them (ssh: 2**n - 1 s, at most 30).
+        """
+        options = {}
+        for name, default in (("timeout", 10), ("reconnection_retries", 0)):
+            try:
+                options[name] = int(self._connection.get_option(name))
+            except (AttributeError, KeyError, TypeError, ValueError):
+                options[name] = default
+        tries = options["reconnection_retries"] + 1
+        pauses = sum(min(2**n - 1, 30) for n in range(tries - 1))
+        seconds = options["timeout"] * tries + pauses
+        how = f"connection timeout {options['timeout']} s x {tries} tries"
+        return seconds, how + (f" + {pauses} s of pauses" if pauses else "")
+
+    def _too_late(self, host, confirmed, error, failures):
+        """The confirmation came after the rollback: a lock-out, or a slow host?"""
+        if failures:
+            return (
+                f"host {host}: after applying the new firewall table, {failures} fresh "
+                f"connection attempt(s) failed (last error: {error}); one got through only "
+                f"after the automatic rollback had already run ({confirmed.get('rolled_back')}), "
+                "that is with the previous table back in force. The new ruleset most likely "
+                "does not admit the controller (a lock-out): check cluster_admin_cidrs against "
+                "the address Ansible connects from. The previous table is in force; the boot "
+                "file, the boot unit and the watchdog were not changed."
+            )
+        return (
+            f"{confirmed.get('msg')}. The first fresh connection got through, but only after "
+            "the rollback: raise firewall_rollback_timeout if the host is slow to answer."
+        )
+
     def _reconnect(self, task_vars, timeout):
-        """Open fresh connections until one runs a module; (reached, last error)."""
+        """Open fresh connections until one runs a module; (reached, last error, failures)."""
         deadline = time.monotonic() + timeout
+        failures, error = 0, None
         while True:
             # Drop the persistent (ControlPersist) connection: an established connection
             # survives any ruleset, only a new one proves access.
@@ -113,13 +155,14 @@ class ActionModule(ActionBase):
                     module_name="ansible.legacy.ping", module_args={}, task_vars=task_vars
                 )
                 if answer.get("ping") == "pong":
-                    return True, None
+                    return True, error, failures
                 error = answer.get("msg", "ping did not answer pong")
             except AnsibleConnectionFailure as exc:
                 error = str(exc)
+            failures += 1
             display.vvv(f"nft_apply: reconnect failed ({error})")
             if time.monotonic() >= deadline:
-                return False, error
+                return False, error, failures
             time.sleep(1)
 
     def _after_lockout(self, host, args, task_vars, error, reconnect, rollback_done):
@@ -131,7 +174,7 @@ class ActionModule(ActionBase):
             "against the address Ansible connects from"
         )
         time.sleep(max(0.0, rollback_done - time.monotonic()))
-        reached, error = self._reconnect(task_vars, reconnect)
+        reached, error, _failures = self._reconnect(task_vars, reconnect)
         if not reached:
             return (
                 f"{lost}. The automatic rollback should have restored the previous table "
@@ -143,8 +186,9 @@ class ActionModule(ActionBase):
         if rolled_back and rolled_back.endswith(": restored"):
             return (
                 f"{lost}. The automatic rollback ran {rolled_back}: the previous table is in "
-                "force, the host is reachable again and nothing else changed. Fix the plan "
-                "and re-run."
+                "force, the host is reachable again and nothing else changed (the boot file, "
+                "the boot unit and the watchdog are written only after a confirmed apply; the "
+                "package nftables stays installed). Fix the plan and re-run."
             )
         if rolled_back:
             return (

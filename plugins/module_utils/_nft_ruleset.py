@@ -23,6 +23,9 @@ from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract impor
 )
 
 LOG_PREFIX = "hardened-vllm drop: "
+# The address the ruleset was rendered for, as a comment the firewall watchdog reads: a node
+# whose address changed (DHCP, a restarted container) keeps only SSH from the admins open.
+ADDRESS_COMMENT = "# hardened.vllm.firewall address: {address} on {iface}"
 # plan key, nft match keyword, set type, set-name suffix, ipaddress version
 FAMILIES = (("ipv4", "ip", "ipv4_addr", "v4", 4), ("ipv6", "ip6", "ipv6_addr", "v6", 6))
 ICMP_ERRORS = "destination-unreachable, time-exceeded, parameter-problem"
@@ -89,6 +92,7 @@ def render(plan, admins=None, log_dropped=True, log_rate="10/minute", icmp_echo=
     lines = [
         f"# hardened.vllm.firewall: the nftables table of {label}, rendered from its",
         "# cluster_plan. Loaded by hardened-vllm-firewall.service; local edits are overwritten.",
+        *_address_comment(plan, iface),
         f"table {TABLE}",
         f"delete table {TABLE}",
         f"table {TABLE} {{",
@@ -129,6 +133,15 @@ def render(plan, admins=None, log_dropped=True, log_rate="10/minute", icmp_echo=
         lines.append(f'\t\tlimit rate {log_rate} log prefix "{LOG_PREFIX}" level info')
     lines += ['\t\tcounter drop comment "default deny"', "\t}", "}", ""]
     return "\n".join(lines)
+
+
+def _address_comment(plan, iface):
+    """The host address line for the watchdog; none for a plan without a valid host_ip."""
+    try:
+        address = ipaddress.ip_address(str(plan.get("host_ip")))
+    except ValueError:
+        return []
+    return [ADDRESS_COMMENT.format(address=address, iface=iface)]
 
 
 class _Where:

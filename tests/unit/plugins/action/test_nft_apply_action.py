@@ -64,10 +64,13 @@ class FakeHost:
 PLAN = {"host": "node1", "admins": {"ipv4": ["198.51.100.0/24"], "ipv6": []}}
 
 
-def action(fake, check_mode=False, plan=None, **args):
+def action(fake, check_mode=False, plan=None, connection_options=None, **args):
     task = MagicMock(async_val=0, check_mode=check_mode, action="hardened.vllm.nft_apply")
     task.args = {"plan": plan or PLAN, **args}
     connection = MagicMock()
+    # ssh's defaults: one try of at most 10 s
+    options = {"timeout": 10, "reconnection_retries": 0, **(connection_options or {})}
+    connection.get_option.side_effect = options.__getitem__
     connection._shell.tmpdir = None
     plugin = nft_apply.ActionModule(task, connection, MagicMock(), MagicMock(), MagicMock(), None)
     plugin._execute_module = fake.execute
@@ -139,7 +142,7 @@ def test_lockout_waits_for_the_rollback_and_says_what_happened(monkeypatch):
 
 def test_lockout_without_recovery_points_to_the_console(monkeypatch):
     fake = FakeHost(monkeypatch, reachable_at=10_000)
-    plugin, _connection = action(fake, rollback_timeout=20, reconnect_timeout=10)
+    plugin, _connection = action(fake, rollback_timeout=25, reconnect_timeout=10)
     result = run(plugin)
     assert result["failed"] is True
     assert "but the host is still unreachable" in result["msg"]
@@ -161,7 +164,55 @@ def test_confirmation_too_late_fails(monkeypatch):
     plugin, _connection = action(fake)
     result = run(plugin)
     assert result["failed"] is True and result["rolled_back"].endswith(": restored")
-    assert "Raise firewall_rollback_timeout" in result["msg"]
+    assert "raise firewall_rollback_timeout if the host is slow" in result["msg"]
+
+
+def test_a_lockout_whose_last_attempt_outlived_the_rollback_is_called_a_lockout(monkeypatch):
+    # Issue 12: attempts are dropped; the last one starts just before the reconnect deadline
+    # and gets through only because the rollback put the old table back meanwhile.
+    fake = FakeHost(monkeypatch, reachable_at=13, confirm=ROLLED_BACK)
+    plugin, _connection = action(fake, rollback_timeout=27, reconnect_timeout=12)
+    result = run(plugin)
+    assert result["failed"] is True and result["rolled_back"].endswith(": restored")
+    msg = result["msg"]
+    assert "fresh connection attempt(s) failed" in msg
+    assert "(a lock-out): check cluster_admin_cidrs" in msg
+    assert "the boot unit and the watchdog were not changed" in msg
+    assert "slow" not in msg
+
+
+def test_the_lockout_message_says_the_boot_unit_and_watchdog_were_not_touched(monkeypatch):
+    fake = FakeHost(monkeypatch, reachable_at=61, rollback_at=61)
+    plugin, _connection = action(fake, rollback_timeout=60, reconnect_timeout=10)
+    msg = run(plugin)["msg"]
+    assert "nothing else changed (the boot file, the boot unit and the watchdog" in msg
+
+
+@pytest.mark.parametrize(
+    ("options", "needed", "how"),
+    [
+        ({}, 45, "connection timeout 10 s x 1 tries"),
+        ({"reconnection_retries": 2}, 66, "connection timeout 10 s x 3 tries + 1 s of pauses"),
+        ({"timeout": 30}, 65, "connection timeout 30 s x 1 tries"),
+    ],
+)
+def test_the_rollback_margin_comes_from_the_real_connection_timeout(
+    monkeypatch, options, needed, how
+):
+    fake = FakeHost(monkeypatch)
+    plugin, _connection = action(
+        fake, connection_options=options, rollback_timeout=needed - 1, reconnect_timeout=30
+    )
+    with pytest.raises(AnsibleActionFail) as failure:
+        run(plugin)
+    assert f"set firewall_rollback_timeout to {needed} or more" in str(failure.value)
+    assert how in str(failure.value)
+    assert fake.calls == []
+    fake = FakeHost(monkeypatch)
+    plugin, _connection = action(
+        fake, connection_options=options, rollback_timeout=needed, reconnect_timeout=30
+    )
+    assert run(plugin)["confirmed"] is True
 
 
 @pytest.mark.parametrize(
@@ -169,7 +220,7 @@ def test_confirmation_too_late_fails(monkeypatch):
     [
         (
             {"rollback_timeout": 20, "reconnect_timeout": 18},
-            "must exceed reconnect_timeout (18,",
+            "variable firewall_rollback_timeout: 20 s is too short",
         ),
         (
             {"rollback_timeout": "soon"},
