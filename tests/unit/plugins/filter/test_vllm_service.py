@@ -637,3 +637,39 @@ def test_the_plan_argv_is_the_argv_without_the_extra_arguments():
     out = service(HEAD, settings(extra_args=["--enforce-eager"], api_extra_args=["-asc", "1"]))
     assert out["argv"] == [*out["plan_argv"], "--enforce-eager", "-asc", "1"]
     assert "--data-parallel-address" in out["plan_options"]
+
+
+def _with_args(plan, *args):
+    changed = copy.deepcopy(plan)
+    changed["vllm"]["args"] += list(args)
+    return changed
+
+
+P2P = json.dumps(
+    {"kv_connector": "P2pNcclConnector", "kv_role": "kv_producer", "kv_ip": "10.20.0.11"}
+)
+NIXL = json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"})
+
+
+def test_p2p_nccl_is_refused_for_vllm_0_32_which_has_no_such_connector():
+    plan = _with_args(HEAD, "--kv-transfer-config", P2P)
+    text = problems(plan, version="0.32.0")
+    assert "host gpu-a, variable cluster_kv_connector: vLLM 0.32.0 has no P2pNcclConnector" in text
+    assert "Fix: use cluster_kv_connector: NixlConnector." in text
+    service(_with_args(HEAD, "--kv-transfer-config", NIXL), settings(version="0.32.0"))
+    # Not judged for versions this was not measured on.
+    service(plan, settings(version="0.31.1"))
+
+
+def test_eager_pipeline_parallelism_on_the_cpu_build_is_refused_for_vllm_0_32():
+    plan = _with_args(HEAD, "--pipeline-parallel-size", "2")
+    text = problems(plan, version="0.32.0", extra_args=["--enforce-eager"])
+    assert (
+        "host gpu-a, variable vllm_extra_args: --enforce-eager with pipeline parallelism 2" in text
+    )
+    assert "cluster_tensor_parallel_size" in text
+    # Compiled pipeline parallelism, eager tensor parallelism and GPU builds are not refused.
+    service(plan, settings(version="0.32.0"))
+    tensor = _with_args(HEAD, "--tensor-parallel-size", "2")
+    service(tensor, settings(version="0.32.0", extra_args=["--enforce-eager"]))
+    service(plan, settings(version="0.33.0", extra_args=["--enforce-eager"]))
