@@ -145,7 +145,6 @@ all:
         vllm_served_model_name: tiny-llama
         vllm_extra_args: [--enforce-eager]
         vllm_api_extra_args: [--api-server-count, "1"]
-        vllm_health_timeout: 420
         vllm_extra_env:
           VLLM_CPU_KVCACHE_SPACE: "1"
         vllm_limit_nofile: 20000
