@@ -100,7 +100,9 @@ n_restarts:
   type: int
   sample: 0
 invocation_id:
-  description: C(InvocationID), new for every start of the unit (systemd's own restarts too); empty when none runs.
+  description: >-
+    C(InvocationID), new for every start of the unit (systemd's own restarts too); empty when
+    none runs.
   returned: always
   type: str
   sample: 1b4e28ba2fa1475e9a4b6f3e5d0c2a11

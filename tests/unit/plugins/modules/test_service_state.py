@@ -147,7 +147,10 @@ def test_the_invocation_recorded_healthy_has_no_restarts_since(tmp_path, systemc
     assert rc == 0 and out["n_restarts"] == 2
     assert out["invocation_id"] == "8bc1140618f04d028ce252b60b025f11"
     assert out["restarts_since_healthy"] == 0
-    assert out["healthy_record"] == {"invocation": "8bc1140618f04d028ce252b60b025f11", "n_restarts": 2}
+    assert out["healthy_record"] == {
+        "invocation": "8bc1140618f04d028ce252b60b025f11",
+        "n_restarts": 2,
+    }
 
 
 def test_restarts_of_its_own_after_the_healthy_record_count(tmp_path, systemctl, capsys):
