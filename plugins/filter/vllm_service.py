@@ -543,9 +543,10 @@ def _check_start_timeouts(host, settings, extra_env, problems):
     variable = "vllm_engine_ready_timeout"
     given = settings.get("engine_ready_timeout", 600)
     if "VLLM_ENGINE_READY_TIMEOUT_S" in extra_env:
-        variable, given = "vllm_extra_env.VLLM_ENGINE_READY_TIMEOUT_S", extra_env[
-            "VLLM_ENGINE_READY_TIMEOUT_S"
-        ]
+        variable, given = (
+            "vllm_extra_env.VLLM_ENGINE_READY_TIMEOUT_S",
+            extra_env["VLLM_ENGINE_READY_TIMEOUT_S"],
+        )
     ready = _whole_seconds(given)
     if ready is None:
         problems.append(
