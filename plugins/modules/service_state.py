@@ -16,10 +16,10 @@ description:
   - Lists the O(paths) that changed after that process started (configuration, a C(current)
     link, a model directory), so that a service whose inputs were rewritten by a run that then
     stopped before restarting it is still restarted by the next run.
-  - With O(healthy_record), counts the restarts since the service was last confirmed healthy
-    (RV(restarts_since_healthy)):
-    systemd keeps C(NRestarts) across a stop and start, so a group healed by a run would
-    otherwise count the crash loop from before the heal again.
+  - >-
+    With O(healthy_record), counts the restarts since the service was last confirmed healthy
+    (RV(restarts_since_healthy)). C(NRestarts) also counts systemd's restarts during a group's
+    start-up, so a group healed by a run would otherwise be restarted again by the next one.
   - Reads only; changes nothing.
 author:
   - hardened.vllm maintainers (@hardened-vllm)
@@ -41,9 +41,10 @@ options:
     default: []
   healthy_record:
     description:
-      - A JSON file written when the service was last confirmed healthy (by the role after its
-        health wait, by the node's heal watchdog), holding C({"invocation": InvocationID,
-        "n_restarts": NRestarts}) of that moment. A missing or unreadable file counts as no record.
+      - >-
+        A JSON file written when the service was last confirmed healthy (by the role after its
+          health wait, by the node's heal watchdog), holding C({"invocation": InvocationID,
+          "n_restarts": NRestarts}) of that moment. A missing or unreadable file counts as no record.
     type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -108,7 +109,8 @@ invocation_id:
   sample: 1b4e28ba2fa1475e9a4b6f3e5d0c2a11
 restarts_since_healthy:
   description:
-    - Starts of the unit since the record of O(healthy_record): 0 while the invocation that was
+    - >-
+      Starts of the unit since the record of O(healthy_record). 0 while the invocation that was
       confirmed healthy still runs; else the restarts systemd did since then (C(NRestarts) minus
       the recorded count, or all of C(NRestarts) when the counter was reset), at least 1, since
       a new invocation means the process was started again (by systemd, a reboot or by hand).

@@ -133,11 +133,11 @@ class Node:
         class Unix(http.client.HTTPConnection):
             def connect(self):
                 self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.settimeout(5)
+                self.sock.settimeout(10)
                 self.sock.connect(path)
 
-        try:
-            connection = Unix("localhost", timeout=5)
+        try:  # a busy server may answer late: 10 s, and only `misses` misses in a row count
+            connection = Unix("localhost", timeout=10)
             connection.request("GET", "/health")
             return connection.getresponse().status == 200
         except OSError:
@@ -240,7 +240,7 @@ class Watchdog:
             return False, "its API no longer answers /health (its engines are gone)"
         if self.whole_invocation != self.invocation or rate is None:
             return True, None  # the first healthy check: no rate from before to compare
-        if rate >= self.c.get("knock_rate", 2):
+        if rate >= self.c.get("knock_rate", 5):
             return True, (
                 f"it keeps refusing TCP connections ({rate:.0f}/s) while it serves: a worker "
                 f"that restarted alone knocks on the DP RPC port {self.c['rpc_port']}, which "
@@ -412,6 +412,18 @@ def verdict(config, node, timeout, restarts0):
     )
 
 
+NUMBERS = ("rpc_port", "interval", "misses", "max_tries", "backoff", "heal_timeout", "knock_rate")
+
+
+def normalize(config):
+    """The settings with their numbers as numbers (the role writes them from templates)."""
+    fixed = dict(config)
+    for name in NUMBERS:
+        if fixed.get(name) is not None:
+            fixed[name] = float(fixed[name]) if name == "knock_rate" else int(fixed[name])
+    return fixed
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=("watch", "wait"))
@@ -421,6 +433,10 @@ def main(argv=None):
     config = read_json(args.config)
     if config is None:
         return f"{args.config}: not a JSON object (written by hardened.vllm.vllm)"
+    try:
+        config = normalize(config)
+    except (TypeError, ValueError) as error:
+        return f"{args.config}: a number is not a number ({error})"
     node = Node(config)
     if args.mode == "watch":
         return watch(config, node)

@@ -304,3 +304,14 @@ def test_wait_tells_still_starting_from_a_crash_loop(tmp_path):
     node.healthy = False
     rc, message = heal.wait(config(tmp_path, True), node, 60)
     assert rc == 1 and message.startswith("failed: ") and "crash loop" in message
+
+
+def test_settings_numbers_written_as_text_are_read_as_numbers(tmp_path):
+    raw = {**config(tmp_path, False), "misses": "3", "rpc_port": "29550", "knock_rate": "5"}
+    fixed = heal.normalize(raw)
+    assert (fixed["misses"], fixed["rpc_port"], fixed["knock_rate"]) == (3, 29550, 5.0)
+    path = tmp_path / "heal.json"
+    path.write_text("[]")
+    assert "not a JSON object" in heal.main(["wait", "--config", str(path)])
+    path.write_text(json.dumps({**raw, "misses": "three"}))
+    assert "a number is not a number" in heal.main(["wait", "--config", str(path)])
