@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright: (c) 2026, hardened.vllm maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Keep a node's vLLM in its data-parallel group without Ansible (hardened.vllm.vllm).

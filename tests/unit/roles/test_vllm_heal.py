@@ -102,7 +102,7 @@ class FakeNode:
 
 
 def ticks(dog, node, count):
-    for _ in range(count):
+    for _tick in range(count):
         dog.tick()
         node.sleep(5)
 
@@ -256,7 +256,7 @@ def test_a_head_that_keeps_refusing_connections_restarts_to_let_a_worker_join(tm
     ticks(dog, node, 1)
     ticks(dog, node, 3)
     assert node.restarts == 0
-    for _ in range(3):  # a rebooted worker's vLLM retries its handshake several times a second
+    for _check in range(3):  # a rebooted worker's vLLM retries its handshake several times a second
         node.resets += 50
         dog.tick()
         node.sleep(5)
