@@ -43,8 +43,9 @@ options:
     description:
       - >-
         A JSON file written when the service was last confirmed healthy (by the role after its
-          health wait, by the node's heal watchdog), holding C({"invocation": InvocationID,
-          "n_restarts": NRestarts}) of that moment. A missing or unreadable file counts as no record.
+        health wait, by the node's heal watchdog), holding C({"invocation": InvocationID,
+        "n_restarts": NRestarts}) of that moment. A missing or unreadable file counts as no
+        record.
     type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
