@@ -393,21 +393,27 @@ def wait(config, node, timeout, settle=15):
 
 
 def verdict(config, node, timeout, restarts0):
+    """At the deadline: still starting (the process runs) or failed (it does not: a crash loop).
+
+    A process that runs may be silent for minutes on a loaded machine (imports) and may be a
+    second attempt after vLLM gave up on the first (the DP coordinator's fixed 120 s)."""
     props = node.show()
-    restarts = int(props.get("NRestarts") or 0) - restarts0
+    restarts = max(int(props.get("NRestarts") or 0) - restarts0, 0)
     running = props.get("ActiveState") == "active" and props.get("MainPID", "0") not in ("", "0")
     recent = node.journal_lines(60)
-    if running and restarts <= 0:
-        last = recent[-1] if recent else "(no log line in the last 60 s)"
+    last = recent[-1] if recent else "(none)"
+    again = f", after {restarts} restart(s) by systemd during the wait" if restarts else ""
+    if running:
         return 3, (
-            f"still starting: no /health within {timeout} s, but the process runs, systemd did "
-            f"not restart it during the wait and it logged {len(recent)} line(s) in the last "
-            f"60 s (last: {last!r}). It may become healthy by itself; on a loaded machine raise "
+            f"still starting: no /health within {timeout:.0f} s, but the process runs{again}; "
+            f"{len(recent)} log line(s) in the last 60 s (last: {last!r}). It may become "
+            "healthy by itself (the next run finds out); on a loaded machine raise "
             "vllm_health_timeout"
         )
     return 1, (
-        f"failed: {restarts} restart(s) by systemd during the {timeout} s wait (crash loop), "
-        f"the unit is {props.get('ActiveState')}/{props.get('SubState')}"
+        f"failed: {restarts} restart(s) by systemd during the {timeout:.0f} s wait (crash "
+        f"loop), the unit is {props.get('ActiveState')}/{props.get('SubState')} (last log "
+        f"line: {last!r})"
     )
 
 

@@ -293,17 +293,32 @@ def test_wait_tells_still_starting_from_a_crash_loop(tmp_path):
     node.healthy = False
     rc, message = heal.wait(config(tmp_path, True), node, 60)
     assert rc == 3 and message.startswith("still starting: no /health within 60 s")
-    assert "logged 1 line(s)" in message and "INFO: loading weights" in message
+    assert "1 log line(s)" in message and "INFO: loading weights" in message
+
+    class RestartedOnce(FakeNode):
+        """The lab under load: the DP coordinator missed its 120 s, systemd started it again."""
+
+        def show(self):
+            if self.clock > 1030:
+                self.props["NRestarts"] = "1"
+            return dict(self.props)
+
+    node = RestartedOnce()
+    node.healthy = False
+    rc, message = heal.wait(config(tmp_path, True), node, 60)
+    assert rc == 3 and "the process runs, after 1 restart(s) by systemd during the wait" in message
 
     class Looping(FakeNode):
         def show(self):
             self.props["NRestarts"] = str(int(self.props["NRestarts"]) + 1)
+            self.props.update(ActiveState="activating", SubState="auto-restart", MainPID="0")
             return dict(self.props)
 
     node = Looping()
     node.healthy = False
     rc, message = heal.wait(config(tmp_path, True), node, 60)
     assert rc == 1 and message.startswith("failed: ") and "crash loop" in message
+    assert "activating/auto-restart" in message
 
 
 def test_settings_numbers_written_as_text_are_read_as_numbers(tmp_path):
