@@ -6,9 +6,10 @@
 
 Until DEADLINE_S (default 180) has passed since the start: in the head container (podman exec;
 a container that is restarting simply fails an attempt), GET /health on vLLM's unix socket,
-then CONCURRENT completions at once with vLLM's own key (from the root-only env file), so the
-data-parallel balancer hands one to every engine: an engine that left the group makes its
-request time out. Prints {"seconds": S, "attempts": N} once every completion succeeded (exit
+then CONCURRENT completions at once with vLLM's own key (from the root-only env file), and
+counts per engine (vLLM's /metrics) who served them: an attempt counts only when every engine
+the head knows served some (a head that lost a worker may still serve everything itself; the
+lab showed it). Prints {"seconds": S, "attempts": N} once every completion succeeded (exit
 0), or the last error at the deadline (exit 1). Used by bench/recovery/run.sh and
 molecule/cluster/recovery.yml.
 """
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import time
 
-CONCURRENT = 4
+CONCURRENT = 8
 ONCE = r"""
 import concurrent.futures, http.client, json, socket, sys
 SOCKET = "/run/hardened-vllm/api.sock"
@@ -42,16 +43,27 @@ def call(method, path, body=None, timeout=5):
     answer = connection.getresponse()
     return answer.status, answer.read()
 
+def served():
+    # prompt tokens by engine (vLLM's /metrics, label engine="N")
+    text = call("GET", "/metrics", timeout=10)[1].decode()
+    return {line.split('engine="')[1].split('"')[0]: float(line.split()[-1])
+            for line in text.splitlines() if line.startswith("vllm:prompt_tokens_total{")}
+
 status, _ = call("GET", "/health")
 if status != 200:
     sys.exit(f"/health answered {status}")
 model = json.loads(call("GET", "/v1/models")[1])["data"][0]["id"]
+before = served()
 body = {"model": model, "prompt": "hello", "max_tokens": 4}
 with concurrent.futures.ThreadPoolExecutor(int(sys.argv[1])) as pool:
     results = list(pool.map(lambda _: call("POST", "/v1/completions", body, 30)[0],
                             range(int(sys.argv[1]))))
 if results != [200] * len(results):
     sys.exit(f"completions answered {results}")
+after = served()
+idle = sorted(e for e in after if after[e] <= before.get(e, 0))
+if not after or idle:
+    sys.exit(f"engine(s) {idle or 'none in /metrics'} served none of the completions")
 """
 
 
