@@ -9,6 +9,7 @@
 #   lab/lab.sh destroy        remove the lab's containers, network, inventory, known_hosts
 #                             (keys and the CA in .lab/ stay; remove .lab/ to forget them)
 #
+# Every container has a fixed address (--ip/--ip6: .11 .12 .20 .30), so `podman restart` keeps it.
 # lab-node1 (head) and lab-node2 (worker) form a data-parallel vllm_cluster; vLLM's API is a
 # unix socket on lab-node1, in front of it the gateway (nginx, TLS) on lab-node1:8000.
 # lab-client is the only API client (cluster_client_cidrs), this host the only monitoring
@@ -34,11 +35,16 @@ declare -A group=(
   [lab-outsider]=outsiders
 )
 declare -A role=([lab-node1]=head [lab-node2]=worker)
+# Fixed host parts, so a container keeps its addresses across `podman restart` and reboots of
+# the lab (real GPU nodes have fixed addresses; the plan and the boot-time ruleset name them).
+declare -A host_part=([lab-node1]=11 [lab-node2]=12 [lab-client]=20 [lab-outsider]=30)
 network=hv-lab
 # Private subnets: 10.86.0.0/16 lies below podman's automatic pool (10.89.0.0/16 upwards);
 # the /64 is from a ULA prefix (RFC 4193) chosen for this lab.
 subnet4=10.86.70.0/24
 subnet6=fd86:6c61:6200:70::/64
+prefix4=10.86.70.
+prefix6=fd86:6c61:6200:70::
 image=${HV_IMAGE:-localhost/hardened-vllm-node:bookworm}
 inventory=$repo/.lab/inventory.yml
 known_hosts=$repo/.lab/known_hosts
@@ -74,6 +80,7 @@ start_containers() {
   for name in "${containers[@]}"; do
     if ! podman container exists "$name"; then
       podman run -d --name "$name" --hostname "$name" --network "$network" \
+        --ip "$prefix4${host_part[$name]}" --ip6 "$prefix6${host_part[$name]}" \
         --systemd always --cap-add NET_ADMIN,NET_RAW,SYS_ADMIN --shm-size 1g \
         --label hardened-vllm=lab \
         "$image" /sbin/init >/dev/null
@@ -88,6 +95,8 @@ start_containers() {
     [ "$(podman inspect --format '{{.Image}}' "$name")" = \
       "$(podman image inspect --format '{{.Id}}' "$image")" ] ||
       echo "note: $name runs an older $image; make lab-destroy lab renews it" >&2
+    [ "$(addr "$name")" = "$prefix4${host_part[$name]}" ] ||
+      echo "note: $name has no pinned address (made by an older lab.sh); make lab-destroy lab pins it" >&2
   done
 }
 
@@ -136,7 +145,6 @@ all:
         vllm_served_model_name: tiny-llama
         vllm_extra_args: [--enforce-eager]
         vllm_api_extra_args: [--api-server-count, "1"]
-        vllm_health_timeout: 420
         vllm_extra_env:
           VLLM_CPU_KVCACHE_SPACE: "1"
         vllm_limit_nofile: 20000

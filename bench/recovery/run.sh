@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# Recovery without Ansible (issue 12), seen from outside the node.
+# Recovery without Ansible (issue 12), seen from outside the node; every mode prints each run,
+# then min/median/max.
 #
 #   bench/recovery/run.sh flush [RUNS]   seconds from a foreign `nft flush ruleset` on fw-node1
 #                                        until fw-outsider can no longer reach its internal port
-#                                        (the firewall watchdog re-loaded the table); RUNS
-#                                        (default 3) runs, then min/median/max.
-#
-# Runs on the containers of the firewall Molecule scenario (root, podman). When fw-node1 is not
-# running, it converges the scenario first and destroys it at the end (BENCH_KEEP=1 keeps it);
-# on a shared machine wrap it in the scenario's lock:
+#                                        (the firewall watchdog re-loaded the table)
+#   bench/recovery/run.sh worker [RUNS]  podman restart lab-node2 (the DP worker; what a reboot
+#                                        does: firewall and vLLM start at boot, the lab's
+#                                        addresses are fixed), then seconds until the cluster
+#                                        serves again on every engine (bench/recovery/serving.py
+#                                        through the head's socket); the head's heal watchdog
+#                                        sees the worker knock and restarts the head
+#   bench/recovery/run.sh head [RUNS]    the same for lab-node1 (the head); the worker's
+#                                        watchdog sees the head's ports closed and restarts
+# RUNS defaults to 3. worker and head run on the lab (make lab first); flush on the containers
+# of the firewall Molecule scenario: when fw-node1 is not running, it converges the scenario
+# first and destroys it at the end (BENCH_KEEP=1 keeps it); on a shared machine wrap it in the
+# scenario's lock:
 #   flock /work/locks/molecule-firewall.lock bash bench/recovery/run.sh flush
 # The outsider probes every 0.1 s (molecule/firewall/files/fw-reopen.py); both timestamps come
 # from the host's clock, which every container shares.
@@ -19,9 +27,36 @@ mode=${1:-}
 runs=${2:-3}
 node=fw-node1
 outsider=fw-outsider
-usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" >&2; exit 2; }
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" >&2; exit 2; }
 [ -n "$mode" ] || usage
 [ "$(id -u)" = 0 ] || { echo "bench/recovery/run.sh: needs root (podman)" >&2; exit 1; }
+
+serving=$repo/bench/recovery/serving.py
+head_container=lab-node1
+
+die() { echo "bench/recovery/run.sh: $*" >&2; exit 1; }
+
+# min/median/max of the numbers given.
+summary() {
+  python3 -c 'import statistics, sys
+v = sorted(float(x) for x in sys.argv[1:])
+print(f"min {v[0]:.1f} s, median {statistics.median(v):.1f} s, max {v[-1]:.1f} s")' "$@"
+}
+
+# Seconds until the cluster serves again after `podman restart CONTAINER`, RUNS times.
+restart_runs() {
+  local what=$1 container=$2 runs=$3 i out seconds=()
+  podman container exists "$container" || die "no $container: run make lab first"
+  for i in $(seq "$runs"); do
+    python3 "$serving" "$head_container" 900 >/dev/null ||
+      die "the lab does not serve before run $i of $what"
+    podman restart --time 10 "$container" >/dev/null
+    out=$(python3 "$serving" "$head_container" 900) || die "$what run $i: $out"
+    seconds+=("$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["seconds"])' "$out")")
+    echo "$what restart, run $i: ${seconds[-1]} s to the first completions on every engine"
+  done
+  echo "$what restart to serving ($runs runs): $(summary "${seconds[@]}")"
+}
 
 running() { [ "$(podman inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
 
@@ -75,5 +110,7 @@ values = sorted(float(line) for line in sys.stdin)
 print("flush -> closed again (outsider view), %d runs: min %.2f s, median %.2f s, max %.2f s"
       % (len(values), values[0], statistics.median(values), values[-1]))'
     ;;
+  worker) restart_runs worker lab-node2 "$runs" ;;
+  head) restart_runs head "$head_container" "$runs" ;;
   *) usage ;;
 esac

@@ -20,9 +20,15 @@ def own_reasons(state, together):
     if state.get("active_state", "active") != "active":
         why.append(f"the service is {state['active_state']}")
     why += [f"{path} changed after the service started" for path in state.get("changed") or []]
-    restarts = state.get("n_restarts") or 0
-    if together and restarts:
-        why.append(f"systemd restarted it on its own ({restarts}x), so it left its group")
+    since = state.get("restarts_since_healthy")
+    if since is None:  # no record of a healthy state: every restart systemd did counts
+        restarts = state.get("n_restarts") or 0
+        if together and restarts:
+            why.append(f"systemd restarted it on its own ({restarts}x), so it left its group")
+    elif together and since:
+        why.append(
+            f"it started again ({since}x) since it was last healthy with its group, so it left it"
+        )
     if state.get("api_healthy") is False:
         why.append("its API does not answer /health")
     return why

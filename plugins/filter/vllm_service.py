@@ -754,6 +754,7 @@ def vllm_service(plan, settings):
         plan,
     )
     extra_env = _check_env(host, settings.get("extra_env") or {}, accepted, problems, used)
+    _check_start_timeouts(host, settings, extra_env, problems)
     if problems:
         raise AnsibleFilterError(
             f"{FILTER}: {refusal(problems, 'the vLLM settings', 'nothing was changed')}"
@@ -781,6 +782,70 @@ def vllm_service(plan, settings):
         "cuda_build": cuda_build,
         "accelerator": settings.get("accelerator"),
     }
+
+
+# The unit's RestartSec=: after vLLM gives up on a start, systemd starts it again this much later.
+RESTART_SEC = 10
+
+
+def _whole_seconds(value):
+    """A whole number of seconds >= 1 (an int or its text), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        return None
+    return number if number >= 1 else None
+
+
+def _check_start_timeouts(host, settings, extra_env, problems):
+    """The role's health wait must outlast vLLM's own wait for its engines, plus a restart.
+
+    Otherwise the run gives up on a group that vLLM still considers starting (it became
+    healthy minutes after a 420 s wait failed on a loaded machine) and cannot tell that
+    from a failed one."""
+    if "health_timeout" not in settings:
+        return
+    health = _whole_seconds(settings["health_timeout"])
+    if health is None:
+        problems.append(
+            _problem(
+                host,
+                "vllm_health_timeout",
+                f"must be a whole number of seconds, 1 or more, got {settings['health_timeout']!r}",
+                "set it to the seconds a start may take (default 900)",
+            )
+        )
+        return
+    variable = "vllm_engine_ready_timeout"
+    given = settings.get("engine_ready_timeout", 600)
+    if "VLLM_ENGINE_READY_TIMEOUT_S" in extra_env:
+        variable, given = (
+            "vllm_extra_env.VLLM_ENGINE_READY_TIMEOUT_S",
+            extra_env["VLLM_ENGINE_READY_TIMEOUT_S"],
+        )
+    ready = _whole_seconds(given)
+    if ready is None:
+        problems.append(
+            _problem(
+                host,
+                variable,
+                f"must be a whole number of seconds, 1 or more, got {given!r}",
+                "set it to the seconds vLLM may wait for its engines (vLLM's default 600)",
+            )
+        )
+    elif health < ready + RESTART_SEC:
+        problems.append(
+            _problem(
+                host,
+                "vllm_health_timeout",
+                f"{health} s is shorter than vLLM's own wait for its engines ({variable} "
+                f"{ready} s) plus systemd's restart delay ({RESTART_SEC} s): the run would give "
+                "up on a start that vLLM still considers in progress",
+                f"raise vllm_health_timeout to {ready + RESTART_SEC} or more, or lower {variable}",
+            )
+        )
 
 
 def vllm_systemd_quote(value, context="exec"):

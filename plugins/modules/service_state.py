@@ -16,6 +16,10 @@ description:
   - Lists the O(paths) that changed after that process started (configuration, a C(current)
     link, a model directory), so that a service whose inputs were rewritten by a run that then
     stopped before restarting it is still restarted by the next run.
+  - >-
+    With O(healthy_record), counts the restarts since the service was last confirmed healthy
+    (RV(restarts_since_healthy)). C(NRestarts) also counts systemd's restarts during a group's
+    start-up, so a group healed by a run would otherwise be restarted again by the next one.
   - Reads only; changes nothing.
 author:
   - hardened.vllm maintainers (@hardened-vllm)
@@ -35,6 +39,14 @@ options:
     type: list
     elements: path
     default: []
+  healthy_record:
+    description:
+      - >-
+        A JSON file written when the service was last confirmed healthy (by the role after its
+        health wait, by the node's heal watchdog), holding C({"invocation": InvocationID,
+        "n_restarts": NRestarts}) of that moment. A missing or unreadable file counts as no
+        record.
+    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -89,6 +101,29 @@ n_restarts:
   returned: always
   type: int
   sample: 0
+invocation_id:
+  description: >-
+    C(InvocationID), new for every start of the unit (systemd's own restarts too); empty when
+    none runs.
+  returned: always
+  type: str
+  sample: 1b4e28ba2fa1475e9a4b6f3e5d0c2a11
+restarts_since_healthy:
+  description:
+    - >-
+      Starts of the unit since the record of O(healthy_record). 0 while the invocation that was
+      confirmed healthy still runs; else the restarts systemd did since then (C(NRestarts) minus
+      the recorded count, or all of C(NRestarts) when the counter was reset), at least 1, since
+      a new invocation means the process was started again (by systemd, a reboot or by hand).
+    - Without a record, C(NRestarts).
+  returned: always
+  type: int
+  sample: 0
+healthy_record:
+  description: The record read from O(healthy_record); null when there is none.
+  returned: always
+  type: dict
+  sample: {invocation: 1b4e28ba2fa1475e9a4b6f3e5d0c2a11, n_restarts: 4}
 started:
   description: When the main process started, in seconds since the epoch; null when none runs.
   returned: always
@@ -102,6 +137,7 @@ changed_since_start:
   sample: [/etc/hardened-vllm/vllm.env]
 """
 
+import json
 import os
 import time
 
@@ -114,6 +150,7 @@ PROPERTIES = (
     "MainPID",
     "NRestarts",
     "ExecMainStartTimestampMonotonic",
+    "InvocationID",
 )
 
 
@@ -153,6 +190,35 @@ def newest_mtime(path):
     return max(times)
 
 
+def read_record(path):
+    """The healthy record at path as {invocation, n_restarts}, or None when there is none."""
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("invocation"), str):
+        return None
+    return {"invocation": record["invocation"], "n_restarts": to_int(record.get("n_restarts"))}
+
+
+def restarts_since_healthy(props, record):
+    """How often the unit started again since the invocation recorded healthy."""
+    n_restarts = to_int(props.get("NRestarts"))
+    if record is None:
+        return n_restarts
+    invocation = props.get("InvocationID", "")
+    if invocation and invocation == record["invocation"]:
+        return 0
+    if not to_int(props.get("MainPID")) and not invocation:
+        # Nothing runs: the unit's state (inactive, failed) is the reason, not a restart count.
+        return max(n_restarts - record["n_restarts"], 0)
+    since = n_restarts - record["n_restarts"] if n_restarts >= record["n_restarts"] else n_restarts
+    return max(since, 1)
+
+
 def changed_since(paths, started):
     if started is None:
         return []
@@ -164,6 +230,7 @@ def main():
         argument_spec={
             "name": {"type": "str", "required": True},
             "paths": {"type": "list", "elements": "path", "default": []},
+            "healthy_record": {"type": "path"},
         },
         supports_check_mode=True,
     )
@@ -174,6 +241,7 @@ def main():
         module.fail_json(msg=f"systemctl show {name} failed (exit {rc}): {err.strip()}")
     props = parse_show(out)
     started = started_at(props, time.time(), time.clock_gettime(time.CLOCK_MONOTONIC))
+    record = read_record(module.params["healthy_record"])
     module.exit_json(
         changed=False,
         exists=props.get("LoadState", "not-found") != "not-found",
@@ -181,6 +249,9 @@ def main():
         sub_state=props.get("SubState", "dead"),
         main_pid=to_int(props.get("MainPID")),
         n_restarts=to_int(props.get("NRestarts")),
+        invocation_id=props.get("InvocationID", ""),
+        restarts_since_healthy=restarts_since_healthy(props, record),
+        healthy_record=record,
         started=started,
         changed_since_start=changed_since(module.params["paths"], started),
     )

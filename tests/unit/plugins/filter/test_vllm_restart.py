@@ -105,3 +105,28 @@ def test_a_service_that_is_not_active_restarts(state):
 def test_wrong_input_is_refused():
     with pytest.raises(AnsibleFilterError, match="expects"):
         restart_plan(["node1"], plan("node1", "single"))
+
+
+def test_a_healed_group_is_not_restarted_for_the_crash_loop_before_the_heal():
+    # The issue-12 run: NRestarts stayed 4 after the heal's stop and start, but the invocation
+    # confirmed healthy after it still runs, so nothing restarts.
+    healed = {**FINE, "n_restarts": 4, "restarts_since_healthy": 0}
+    states = {"node1": healed, "node2": healed}
+    for host, peer in (("node1", "node2"), ("node2", "node1")):
+        out = restart_plan(states, plan(host, "data_parallel", peer))
+        assert (out["restart"], out["reasons"]) == (False, [])
+
+
+def test_a_start_since_the_last_healthy_state_restarts_the_group():
+    states = {
+        "node1": {**FINE, "n_restarts": 4, "restarts_since_healthy": 0},
+        "node2": {**FINE, "n_restarts": 0, "restarts_since_healthy": 1},  # rebooted alone
+    }
+    out = restart_plan(states, plan("node1", "data_parallel", "node2"))
+    assert out["restart"] is True
+    assert out["reasons"] == [
+        "node2: it started again (1x) since it was last healthy with its group, so it left it"
+    ]
+    # A single node that started again serves again by itself.
+    single = {"gpu1": {**FINE, "restarts_since_healthy": 3}}
+    assert restart_plan(single, plan("gpu1", "single"))["restart"] is False

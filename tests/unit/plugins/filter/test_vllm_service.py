@@ -673,3 +673,39 @@ def test_eager_pipeline_parallelism_on_the_cpu_build_is_refused_for_vllm_0_32():
     tensor = _with_args(HEAD, "--tensor-parallel-size", "2")
     service(tensor, settings(version="0.32.0", extra_args=["--enforce-eager"]))
     service(plan, settings(version="0.33.0", extra_args=["--enforce-eager"]))
+
+
+def problem_lines(**over):
+    return problems(**over).splitlines()[1:]
+
+
+def test_the_health_wait_outlasts_vllms_own_wait_for_its_engines():
+    service(HEAD, settings(health_timeout=900, engine_ready_timeout=600))
+    service(HEAD, settings(health_timeout="610", engine_ready_timeout=600))
+    (line,) = problem_lines(health_timeout=420, engine_ready_timeout=600)
+    assert "host gpu-a, variable vllm_health_timeout: 420 s is shorter than" in line
+    assert "vllm_engine_ready_timeout 600 s" in line and "raise vllm_health_timeout to 610" in line
+    # The environment knob, when set directly, is what vLLM reads.
+    (line,) = problem_lines(
+        health_timeout=420,
+        engine_ready_timeout=300,
+        extra_env={"VLLM_ENGINE_READY_TIMEOUT_S": "900"},
+    )
+    assert "vllm_extra_env.VLLM_ENGINE_READY_TIMEOUT_S 900 s" in line
+
+
+@pytest.mark.parametrize(
+    ("over", "variable"),
+    [
+        ({"health_timeout": 0}, "vllm_health_timeout"),
+        ({"health_timeout": "soon"}, "vllm_health_timeout"),
+        ({"health_timeout": 900, "engine_ready_timeout": True}, "vllm_engine_ready_timeout"),
+        (
+            {"health_timeout": 900, "extra_env": {"VLLM_ENGINE_READY_TIMEOUT_S": "-1"}},
+            "vllm_extra_env.VLLM_ENGINE_READY_TIMEOUT_S",
+        ),
+    ],
+)
+def test_start_timeouts_must_be_whole_seconds(over, variable):
+    (line,) = problem_lines(**over)
+    assert f"variable {variable}: must be a whole number of seconds" in line

@@ -131,3 +131,56 @@ def test_systemctl_failing_is_reported(systemctl, capsys):
 def test_parse_show_keeps_values_with_equal_signs():
     props = service_state.parse_show("Environment=A=1 B=2\nMainPID=7\n\n")
     assert props == {"Environment": "A=1 B=2", "MainPID": "7"}
+
+
+def record(tmp_path, invocation, n_restarts):
+    path = tmp_path / "healthy.json"
+    path.write_text(json.dumps({"invocation": invocation, "n_restarts": n_restarts}) + "\n")
+    return str(path)
+
+
+def test_the_invocation_recorded_healthy_has_no_restarts_since(tmp_path, systemctl, capsys):
+    # Two restarts during start-up (a DP group under load), then healthy and recorded.
+    systemctl("show-invocation-restarted.txt")
+    healthy = record(tmp_path, "8bc1140618f04d028ce252b60b025f11", 2)
+    rc, out = run(capsys, name="hv-nrtest.service", healthy_record=healthy)
+    assert rc == 0 and out["n_restarts"] == 2
+    assert out["invocation_id"] == "8bc1140618f04d028ce252b60b025f11"
+    assert out["restarts_since_healthy"] == 0
+    assert out["healthy_record"] == {
+        "invocation": "8bc1140618f04d028ce252b60b025f11",
+        "n_restarts": 2,
+    }
+
+
+def test_restarts_of_its_own_after_the_healthy_record_count(tmp_path, systemctl, capsys):
+    systemctl("show-invocation-restarted.txt")
+    healthy = record(tmp_path, "bd73482cbc604f3db3bf1bb6d60e55ac", 0)  # show-invocation-first
+    rc, out = run(capsys, name="hv-nrtest.service", healthy_record=healthy)
+    assert rc == 0 and out["restarts_since_healthy"] == 2
+
+
+def test_a_start_by_hand_or_a_reboot_after_the_record_counts_once(tmp_path, systemctl, capsys):
+    # NRestarts went back to 0, but another invocation runs than the one recorded healthy.
+    systemctl("show-invocation-started-by-hand.txt")
+    healthy = record(tmp_path, "8bc1140618f04d028ce252b60b025f11", 2)
+    rc, out = run(capsys, name="hv-nrtest.service", healthy_record=healthy)
+    assert rc == 0 and out["n_restarts"] == 0 and out["restarts_since_healthy"] == 1
+
+
+def test_a_stopped_unit_counts_no_restart(tmp_path, systemctl, capsys):
+    systemctl("show-invocation-stopped.txt")
+    healthy = record(tmp_path, "8bc1140618f04d028ce252b60b025f11", 2)
+    rc, out = run(capsys, name="hv-nrtest.service", healthy_record=healthy)
+    assert rc == 0 and out["invocation_id"] == "" and out["restarts_since_healthy"] == 0
+    assert out["active_state"] == "inactive"
+
+
+@pytest.mark.parametrize("content", [None, "", "not json", "[]", '{"n_restarts": 1}'])
+def test_without_a_usable_record_every_restart_counts(tmp_path, systemctl, capsys, content):
+    systemctl("show-invocation-restarted.txt")
+    path = tmp_path / "healthy.json"
+    if content is not None:
+        path.write_text(content)
+    rc, out = run(capsys, name="hv-nrtest.service", healthy_record=str(path))
+    assert rc == 0 and out["healthy_record"] is None and out["restarts_since_healthy"] == 2
