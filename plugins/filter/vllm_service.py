@@ -810,7 +810,7 @@ def _check_start_timeouts(host, settings, extra_env, problems):
     health = _whole_seconds(settings["health_timeout"])
     if health is None:
         problems.append(
-            _problem(
+            problem(
                 host,
                 "vllm_health_timeout",
                 f"must be a whole number of seconds, 1 or more, got {settings['health_timeout']!r}",
@@ -828,7 +828,7 @@ def _check_start_timeouts(host, settings, extra_env, problems):
     ready = _whole_seconds(given)
     if ready is None:
         problems.append(
-            _problem(
+            problem(
                 host,
                 variable,
                 f"must be a whole number of seconds, 1 or more, got {given!r}",
@@ -837,7 +837,7 @@ def _check_start_timeouts(host, settings, extra_env, problems):
         )
     elif health < ready + RESTART_SEC:
         problems.append(
-            _problem(
+            problem(
                 host,
                 "vllm_health_timeout",
                 f"{health} s is shorter than vLLM's own wait for its engines ({variable} "
