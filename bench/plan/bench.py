@@ -31,7 +31,7 @@ FILTERS = FilterModule().filters()
 
 def best(repeats, call):
     times = []
-    for _ in range(repeats):
+    for _repeat in range(repeats):
         started = time.perf_counter()
         call()
         times.append(time.perf_counter() - started)
@@ -58,14 +58,27 @@ def old_compute(ref):
     return module.compute_plans
 
 
+class Once:
+    """The play's one computation for these hostvars; the last result kept for a check."""
+
+    def __init__(self, hv, result):
+        self.hv, self.result = hv, result
+
+    def __call__(self):
+        group = list(self.hv)
+        self.result.update(FILTERS["cluster_plans"](self.hv, group, group, "seen"))
+
+
 def exponent(rows, key):
     """Least-squares slope of log(time) over log(N), sizes of 64 and more."""
-    points = [(math.log(r["n"]), math.log(r[key])) for r in rows if r["n"] >= 64 and r.get(key)]
-    if len(points) < 2:
+    xs = [math.log(r["n"]) for r in rows if r["n"] >= 64 and r.get(key)]
+    ys = [math.log(r[key]) for r in rows if r["n"] >= 64 and r.get(key)]
+    if len(xs) < 2:
         return float("nan")
-    mx = sum(x for x, _ in points) / len(points)
-    my = sum(y for _, y in points) / len(points)
-    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs
+    )
 
 
 def main():
@@ -81,13 +94,8 @@ def main():
         hv = fleet.hostvars(n)
         for vars_ in hv.values():
             vars_["seen"] = fleet.SETTINGS
-        group = list(hv)
         result = {}
-
-        def once(hv=hv, group=group, result=result):
-            result.update(FILTERS["cluster_plans"](hv, group, group, "seen"))
-
-        row = {"n": n, "total": best(args.repeats if n <= 1024 else 1, once)}
+        row = {"n": n, "total": best(args.repeats if n <= 1024 else 1, Once(hv, result))}
         assert all("plan" in r for r in result.values()), next(iter(result.values()))
         row["per_host"] = row["total"] / n
         if before and n <= args.before_max:
