@@ -1,9 +1,10 @@
 # Copyright: (c) 2026, hardened.vllm maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The hardened.vllm.cluster_plan filter (documentation in cluster_plan.yml)."""
+"""The hardened.vllm.cluster_plan and cluster_plans filters (docs in cluster_plan*.yml)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
@@ -23,15 +24,7 @@ from ansible_collections.hardened.vllm.plugins.plugin_utils._plan import (
 
 def cluster_plan(hostvars, group, settings, host=None):
     """Compute every cluster host's plan; return one host's plan or all of them."""
-    require_netaddr("cluster_plan")
-    if not isinstance(hostvars, Mapping):
-        raise AnsibleFilterError(
-            f"hardened.vllm.cluster_plan: input must be hostvars (a mapping), got {type(hostvars)}"
-        )
-    if isinstance(group, str) or not isinstance(group, (list, tuple)):
-        raise AnsibleFilterError(
-            f"hardened.vllm.cluster_plan: group must be a list of host names, got {group!r}"
-        )
+    _check_arguments("cluster_plan", hostvars, group)
     if not isinstance(settings, Mapping):
         raise AnsibleFilterError(
             f"hardened.vllm.cluster_plan: settings must be a mapping, got {settings!r}"
@@ -42,17 +35,99 @@ def cluster_plan(hostvars, group, settings, host=None):
     if host is None:
         return plans
     if host not in plans:
-        raise AnsibleFilterError(
-            f"hardened.vllm.cluster_plan: host {host} is not in the cluster group "
-            f"({', '.join(group)}); run the cluster role only on the cluster's hosts"
-        )
+        raise AnsibleFilterError(_not_in_group(host, group))
     return plans[host]
 
 
-def _host_input(name, hostvars):
+def cluster_plans(hostvars, group, asking, settings_var):
+    """Every asking host's plan or refusal, with one computation per distinct settings view.
+
+    ``asking`` are the hosts that want a plan (the play's); each one that holds the variable
+    ``settings_var`` asks with the cluster-wide settings it holds there, as it sees them (the
+    same on every host of a sound inventory: one computation for the whole cluster). Each
+    host's variables are read once. Refusals are returned, not raised, so that a run_once task
+    can hand every host its own.
+    """
+    _check_arguments("cluster_plans", hostvars, group)
+    if isinstance(asking, str) or not isinstance(asking, (list, tuple)):
+        raise AnsibleFilterError(
+            f"hardened.vllm.cluster_plans: asking must be a list of host names, got {asking!r}"
+        )
+    read = {}
+
+    def variables(name):
+        if name not in read:
+            read[name] = hostvars.get(name, {})
+        return read[name]
+
+    views = {}
+    for name in asking:
+        settings = variables(name).get(settings_var)
+        if settings is not None:
+            if not isinstance(settings, Mapping):
+                raise AnsibleFilterError(
+                    f"hardened.vllm.cluster_plans: {settings_var} of host {name} must be a "
+                    f"mapping of settings, got {settings!r}"
+                )
+            views[name] = dict(settings)
+    try:
+        hosts = {name: _host_input(name, hostvars, variables) for name in group}
+    except AnsibleFilterError as exc:
+        return {name: {"refusal": str(exc)} for name in views}
+    computed, result = {}, {}
+    for name, settings in views.items():
+        key = json.dumps(settings, sort_keys=True, default=str)
+        if key not in computed:
+            try:
+                computed[key] = {"plans": compute_plans(hosts, settings)}
+            except PlanInvalid as exc:
+                computed[key] = {"refusal": f"hardened.vllm.cluster_plan: {exc}"}
+        outcome = computed[key]
+        if "refusal" in outcome:
+            result[name] = {"refusal": outcome["refusal"]}
+        elif name not in outcome["plans"]:
+            result[name] = {"refusal": _not_in_group(name, group)}
+        else:
+            result[name] = {"plan": outcome["plans"][name]}
+    return result
+
+
+def cluster_plan_of(plans, host):
+    """One host's plan out of cluster_plans' result; its refusal raised as cluster_plan does."""
+    if not isinstance(plans, Mapping) or host not in plans:
+        raise AnsibleFilterError(
+            f"hardened.vllm.cluster_plan_of: no plan or refusal for host {host} in {type(plans)}; "
+            "give it what hardened.vllm.cluster_plans returned for the hosts of the play"
+        )
+    outcome = plans[host]
+    if "refusal" in outcome:
+        raise AnsibleFilterError(outcome["refusal"])
+    return outcome["plan"]
+
+
+def _check_arguments(name, hostvars, group):
+    require_netaddr(name)
+    if not isinstance(hostvars, Mapping):
+        raise AnsibleFilterError(
+            f"hardened.vllm.{name}: input must be hostvars (a mapping), got {type(hostvars)}"
+        )
+    if isinstance(group, str) or not isinstance(group, (list, tuple)):
+        raise AnsibleFilterError(
+            f"hardened.vllm.{name}: group must be a list of host names, got {group!r}"
+        )
+
+
+def _not_in_group(host, group):
+    return (
+        f"hardened.vllm.cluster_plan: host {host} is not in the cluster group "
+        f"({', '.join(group)}); run the cluster role only on the cluster's hosts"
+    )
+
+
+def _host_input(name, hostvars, variables=None):
     if name not in hostvars:
         raise AnsibleFilterError(f"hardened.vllm.cluster_plan: no host {name} in the inventory")
-    hv = hostvars[name]
+    hv = variables(name) if variables else hostvars[name]
     wanted = (*HOST_VARS, *CLUSTER_WIDE)
     data = {key: hv[key] for key in wanted if key in hv}
     facts = hv.get("ansible_facts") or {}
@@ -68,7 +143,11 @@ def _network_fact_keys(facts):
 
 
 class FilterModule:
-    """hardened.vllm cluster plan filter."""
+    """hardened.vllm cluster plan filters."""
 
     def filters(self):
-        return {"cluster_plan": cluster_plan}
+        return {
+            "cluster_plan": cluster_plan,
+            "cluster_plans": cluster_plans,
+            "cluster_plan_of": cluster_plan_of,
+        }

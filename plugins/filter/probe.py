@@ -1,6 +1,6 @@
 # Copyright: (c) 2026, hardened.vllm maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Active-probe filters: probe_targets, probe_findings, probe_matrix (docs in *.yml)."""
+"""Active-probe filters: targets, peers, shard, findings, matrix (docs in probe_*.yml)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,38 @@ def probe_targets(hostvars, group):
     return _probe.probe_targets(_node_data("probe_targets", hostvars, group))
 
 
+def probe_peers(hosts, per_node):
+    """Which peers each node probes (O(per_node) each), and who probes each node."""
+    if isinstance(hosts, str) or not isinstance(hosts, (list, tuple)):
+        raise AnsibleFilterError(
+            f"hardened.vllm.probe_peers: input must be the list of the play's hosts, got {hosts!r}"
+        )
+    if isinstance(per_node, bool) or not isinstance(per_node, int) or per_node < 1:
+        raise AnsibleFilterError(
+            f"hardened.vllm.probe_peers: per_node must be a whole number of 1 or more, got "
+            f"{per_node!r}; set verify_probe_peers to how many peers each node probes"
+        )
+    assignment = _probe.peer_assignment(list(hosts), per_node)
+    return {**assignment, "probed_by": _probe.probed_by(assignment)}
+
+
+def probe_shard(targets, assignment):
+    """Each vantage's share of the targets: those of the nodes probe_peers gave it."""
+    if not isinstance(targets, list) or not all(
+        isinstance(t, Mapping) and "node" in t for t in targets
+    ):
+        raise AnsibleFilterError(
+            "hardened.vllm.probe_shard: input must be a list of targets, each with a node, "
+            f"got {targets!r}"
+        )
+    if not isinstance(assignment, Mapping) or "probes" not in assignment:
+        raise AnsibleFilterError(
+            "hardened.vllm.probe_shard: assignment must be what hardened.vllm.probe_peers "
+            f"returned, got {assignment!r}"
+        )
+    return _probe.shard(targets, assignment)
+
+
 def probe_findings(runs, targets, hostvars, group):
     """Judge tcp_probe runs (one per vantage) against the plans."""
     require_netaddr("probe_findings")
@@ -74,6 +106,8 @@ class FilterModule:
     def filters(self):
         return {
             "probe_targets": probe_targets,
+            "probe_peers": probe_peers,
+            "probe_shard": probe_shard,
             "probe_findings": probe_findings,
             "probe_matrix": probe_matrix,
         }

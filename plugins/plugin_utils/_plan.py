@@ -9,6 +9,7 @@ PlanInvalid that lists every problem found (host, variable, fix).
 
 from __future__ import annotations
 
+import bisect
 import copy
 import json
 import re
@@ -29,6 +30,7 @@ from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import (
     host_addresses,
     host_network,
     indexed_cidrs,
+    netaddr,
     parse_address,
     parse_cidrs,
     split_families,
@@ -177,21 +179,9 @@ def compute_plans(hosts, settings):
     if problems:
         raise PlanInvalid(problems)
 
+    shared = _Shared(nodes, networks, ports, clients, monitoring, admins, extra_peers, allowances)
     return {
-        name: _plan(
-            name,
-            node,
-            nodes,
-            topology,
-            layout[name],
-            ports,
-            networks,
-            {"clients": clients, "monitoring": monitoring, "admins": admins},
-            extra_peers,
-            allowances,
-            routes,
-            cfg,
-        )
+        name: _plan(name, node, shared, topology, layout[name], routes, cfg)
         for name, node in nodes.items()
     }
 
@@ -979,15 +969,111 @@ def _check_internal_opening(where, port, sources, peer_cidrs, extra_peers, probl
 # --- output -----------------------------------------------------------------
 
 
-def _plan(
-    name, node, nodes, topology, lay, ports, networks, sources, extra_peers, allowances, routes, cfg
-):
-    ip, iface = node["ip"], node["iface"]
-    peer_hosts = {n: str(other["ip"]) for n, other in nodes.items() if n != name}
-    peers = split_families(
-        [host_network(a) for n in peer_hosts for a in _cluster_addresses(nodes[n])]
-        + list(extra_peers)
-    )
+class _Shared:
+    """What every host's plan draws on, built once per cluster.
+
+    The peer networks of a host are every cluster address and extra peer merged, less the
+    host's own addresses: the merged prefixes are computed once, and each host's list is that
+    list with only the prefixes holding its own addresses split (a binary search finds them).
+    The result is the prefixes that merging the other hosts' addresses with the extra peers
+    gives, exactly (a maximal prefix that loses an address splits only into prefixes inside
+    itself), in O(log N) work per host besides copying the list.
+    """
+
+    def __init__(self, nodes, networks, ports, clients, monitoring, admins, extra, allowances):
+        self.nodes, self.ports = nodes, ports
+        self.networks = [str(n) for n in networks]
+        self.audiences = {
+            "clients": split_families(clients),
+            "monitoring": split_families(monitoring),
+            "admins": split_families(admins),
+        }
+        self.allowances = [{**a, "from": split_families(a["from"])} for a in allowances]
+        self.has_monitoring = bool(monitoring)
+        self.ips = {n: str(node["ip"]) for n, node in nodes.items()}
+        # Addresses as (family, integer): hashing and comparing them is cheap.
+        self.own = {
+            n: {(a.version, int(a)) for a in _cluster_addresses(node)} for n, node in nodes.items()
+        }
+        self.holders = {}
+        for owned in self.own.values():
+            for key in owned:
+                self.holders[key] = self.holders.get(key, 0) + 1
+        extra_set = netaddr.IPSet(extra)
+        self.extra = {v: [] for v in (4, 6)}
+        for span in extra_set.iter_ipranges():
+            self.extra[span.version].append((span.first, span.last))
+        everything = netaddr.IPSet(
+            [*(host_network(netaddr.IPAddress(i, v)) for v, i in self.holders), *extra]
+        )
+        self.merged = {v: [] for v in (4, 6)}
+        for net in everything.iter_cidrs():
+            self.merged[net.version].append((net.first, net.prefixlen, str(net)))
+        self.starts = {v: [first for first, _p, _s in nets] for v, nets in self.merged.items()}
+        self.strings = {v: [text for _f, _p, text in nets] for v, nets in self.merged.items()}
+
+    def peer_hosts(self, name):
+        peers = dict(self.ips)
+        del peers[name]
+        return peers
+
+    def peers(self, name):
+        """``split_families`` of every other host's cluster addresses and the extra peers."""
+        # An address leaves the set only if no other host holds it and no extra peer covers it.
+        gone = {4: [], 6: []}
+        for key in self.own[name]:
+            if self.holders[key] == 1 and not self._in_extra(*key):
+                gone[key[0]].append(key[1])
+        return {f"ipv{v}": self._without(v, gone[v]) for v in (4, 6)}
+
+    def _in_extra(self, version, value):
+        spans = self.extra[version]
+        index = bisect.bisect_right(spans, (value, float("inf"))) - 1
+        return index >= 0 and spans[index][0] <= value <= spans[index][1]
+
+    def _without(self, version, gone):
+        strings = self.strings[version]
+        if not gone:
+            return list(strings)
+        split = {}
+        for value in gone:
+            split.setdefault(bisect.bisect_right(self.starts[version], value) - 1, []).append(value)
+        result, done = [], 0
+        for index in sorted(split):
+            first, prefixlen, _text = self.merged[version][index]
+            result += strings[done:index]
+            result += _block_without(version, first, prefixlen, split[index])
+            done = index + 1
+        return result + strings[done:]
+
+
+def _block_without(version, first, prefixlen, values):
+    """The prefixes of one aligned block less some of its addresses, in address order."""
+    bits = 32 if version == 4 else 128
+    if len(values) > 1:
+        block = netaddr.IPNetwork((first, prefixlen), version=version)
+        rest = netaddr.IPSet([block]) - netaddr.IPSet(netaddr.IPAddress(v, version) for v in values)
+        return [str(n) for n in rest.iter_cidrs()]
+    # One address: at each level below the block's prefix, the half without it stays whole.
+    (value,) = values
+    pieces = []
+    for length in range(prefixlen + 1, bits + 1):
+        size = 1 << (bits - length)
+        start = (value >> (bits - length)) << (bits - length)
+        pieces.append((start ^ size, length))
+    pieces.sort()
+    return [_prefix(version, start, length) for start, length in pieces]
+
+
+def _prefix(version, start, length):
+    """A prefix as netaddr writes it (IPv4 by hand: the bulk of the work on large clusters)."""
+    if version == 4:
+        return f"{start >> 24}.{(start >> 16) & 255}.{(start >> 8) & 255}.{start & 255}/{length}"
+    return str(netaddr.IPNetwork((start, length), version=6))
+
+
+def _plan(name, node, shared, topology, lay, routes, cfg):
+    ip, iface, ports = node["ip"], node["iface"], shared.ports
     api = _api(node, ports, routes) if lay["serves_api"] else None
     internal = sorted({ports[k] for k in lay["internal"]})
     exposure = [{"name": "ssh", "proto": "tcp", "port": ports["ssh"], "audience": "admins"}]
@@ -995,7 +1081,7 @@ def _plan(
         exposure.append(
             {"name": "api", "proto": "tcp", "port": ports["api"], "audience": "clients"}
         )
-        if sources["monitoring"]:
+        if shared.has_monitoring:
             exposure.append(
                 {
                     "name": "api-monitoring",
@@ -1013,9 +1099,9 @@ def _plan(
             "proto": a["proto"],
             "port": a["port"],
             "audience": "custom",
-            "from": split_families(a["from"]),
+            "from": _families_copy(a["from"]),
         }
-        for a in allowances
+        for a in shared.allowances
     ]
     return {
         "schema_version": SCHEMA_VERSION,
@@ -1025,21 +1111,26 @@ def _plan(
         "host_ip": str(ip),
         "family": f"ipv{ip.version}",
         "cluster_iface": iface,
-        "cluster_networks": [str(n) for n in networks],
-        "peer_hosts": peer_hosts,
-        "peers": peers,
-        "clients": split_families(sources["clients"]),
-        "monitoring": split_families(sources["monitoring"]),
-        "admins": split_families(sources["admins"]),
+        "cluster_networks": list(shared.networks),
+        "peer_hosts": shared.peer_hosts(name),
+        "peers": shared.peers(name),
+        "clients": _families_copy(shared.audiences["clients"]),
+        "monitoring": _families_copy(shared.audiences["monitoring"]),
+        "admins": _families_copy(shared.audiences["admins"]),
         "ports": dict(ports),
         "api": api,
         "internal_ports": internal,
         "exposure": exposure,
         "vllm": {
-            "args": _args(name, node, nodes, topology, lay, ports, cfg),
+            "args": _args(name, node, shared.nodes, topology, lay, ports, cfg),
             "env": _env(node, ports, topology, cfg),
         },
     }
+
+
+def _families_copy(families):
+    """Each plan gets lists of its own (a consumer that edits one host's plan edits no other)."""
+    return {"ipv4": list(families["ipv4"]), "ipv6": list(families["ipv6"])}
 
 
 def _api(node, ports, routes):

@@ -62,6 +62,50 @@ def probe_targets(nodes):
     return targets
 
 
+def peer_assignment(nodes, per_node):
+    """Which nodes each node probes as a peer: O(per_node) each, every node probed.
+
+    ``nodes`` in a stable order (the play's hosts). Node i probes the nodes at ``offsets``
+    after it on the ring of ``nodes``: ``per_node`` distinct offsets spread over the ring
+    (1, 1 + step, 1 + 2 step, ...), so each node is probed by exactly as many peers as each
+    probes, and not only by its inventory neighbours. With ``per_node`` >= N - 1 every node
+    probes every other (the full matrix).
+    """
+    count = len(nodes)
+    if count < 2:
+        return {"per_node": 0, "offsets": [], "probes": {n: [] for n in nodes}}
+    if per_node >= count - 1:
+        offsets = list(range(1, count))
+    else:
+        step = (count - 1) // per_node
+        offsets = [1 + j * step for j in range(per_node)]
+    probes = {
+        node: [nodes[(index + offset) % count] for offset in offsets]
+        for index, node in enumerate(nodes)
+    }
+    return {"per_node": len(offsets), "offsets": offsets, "probes": probes}
+
+
+def probed_by(assignment):
+    """Node -> the peers that probe it (the coverage of an assignment)."""
+    result = {node: [] for node in assignment["probes"]}
+    for vantage, targets in assignment["probes"].items():
+        for node in targets:
+            result[node].append(vantage)
+    return result
+
+
+def shard(targets, assignment):
+    """Vantage -> the targets (whole entries, any with a ``node``) of the nodes it probes."""
+    by_node = {}
+    for target in targets:
+        by_node.setdefault(target["node"], []).append(target)
+    return {
+        vantage: [t for node in nodes for t in by_node.get(node, [])]
+        for vantage, nodes in assignment["probes"].items()
+    }
+
+
 def _addresses_of(sock, usable):
     if sock.get("mapped_ipv4"):
         return [sock["mapped_ipv4"]]
