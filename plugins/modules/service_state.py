@@ -81,6 +81,11 @@ exists:
   returned: always
   type: bool
   sample: true
+load_state:
+  description: C(LoadState), for example V(loaded), V(not-found), V(masked).
+  returned: always
+  type: str
+  sample: loaded
 active_state:
   description: C(ActiveState), for example V(active), V(inactive), V(failed), V(activating).
   returned: always
@@ -245,6 +250,7 @@ def main():
     module.exit_json(
         changed=False,
         exists=props.get("LoadState", "not-found") != "not-found",
+        load_state=props.get("LoadState", "not-found"),
         active_state=props.get("ActiveState", "inactive"),
         sub_state=props.get("SubState", "dead"),
         main_pid=to_int(props.get("MainPID")),

@@ -1378,8 +1378,10 @@ def test_role_defaults_hold_every_cluster_wide_setting_with_the_specs_default():
     assert defaults == {n: SPEC[n].get("default") for n in ("cluster_group", *CLUSTER_WIDE)}
 
 
-def test_role_vars_pass_every_cluster_wide_setting_to_the_filter_by_its_own_name():
-    settings = _yaml(ROLE / "vars" / "main.yml")["__cluster_settings"]
+def test_the_role_passes_every_cluster_wide_setting_to_the_filter_by_its_own_name():
+    tasks = _yaml(ROLE / "tasks" / "main.yml")
+    (noted,) = [t for t in tasks if "__cluster_settings_seen" in t.get("ansible.builtin.set_fact", {})]
+    settings = noted["ansible.builtin.set_fact"]["__cluster_settings_seen"]
     assert settings == {n: "{{ " + n + " }}" for n in CLUSTER_WIDE}
 
 

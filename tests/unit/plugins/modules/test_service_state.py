@@ -79,7 +79,7 @@ def test_inputs_newer_than_the_running_process_are_listed(tmp_path, systemctl, c
     assert rc == 0 and out["changed"] is False
     assert seen["argv"][:3] == ["/bin/systemctl", "show", "hardened-vllm.service"]
     assert "--property=ExecMainStartTimestampMonotonic" in seen["argv"]
-    assert out["exists"] is True
+    assert (out["exists"], out["load_state"]) == (True, "loaded")
     assert (out["active_state"], out["sub_state"], out["main_pid"]) == ("active", "running", 796)
     assert out["n_restarts"] == 0
     assert out["started"] == pytest.approx(STARTED, abs=1e-3)
@@ -106,6 +106,7 @@ def test_a_unit_that_is_not_installed(systemctl, capsys):
     systemctl("show-not-found.txt")
     rc, out = run(capsys, name="nosuch.service")
     assert rc == 0 and out["exists"] is False and out["active_state"] == "inactive"
+    assert out["load_state"] == "not-found"
 
 
 def test_restarts_systemd_did_on_its_own(systemctl, capsys):
