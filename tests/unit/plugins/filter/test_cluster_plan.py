@@ -217,7 +217,8 @@ def test_prefill_decode_with_nixl():
         assert p["vllm"]["env"]["VLLM_NIXL_SIDE_CHANNEL_HOST"] == p["host_ip"]
         assert p["vllm"]["env"]["VLLM_NIXL_SIDE_CHANNEL_PORT"] == "5600"
         # UCX (NIXL's transport) listens on the cluster interface only, where peers are let in.
-        assert p["vllm"]["env"]["UCX_NET_DEVICES"] == p["vllm"]["env"]["GLOO_SOCKET_IFNAME"] == "eth0"
+        env = p["vllm"]["env"]
+        assert env["UCX_NET_DEVICES"] == env["GLOO_SOCKET_IFNAME"] == "eth0"
         assert p["internal_ports"] == [5600]
         assert p["api"]["address"] == p["host_ip"], name
 
