@@ -62,6 +62,7 @@ PLAN_ENV = frozenset(
         "TP_SOCKET_IFNAME",
         "VLLM_NIXL_SIDE_CHANNEL_HOST",
         "VLLM_NIXL_SIDE_CHANNEL_PORT",
+        "UCX_NET_DEVICES",
     }
 )
 

@@ -1206,9 +1206,11 @@ def _args(name, node, nodes, topology, lay, ports, cfg):
 
 def _kv_config(node, ports, cfg):
     connector = cfg["cluster_kv_connector"]
-    if connector == "NixlConnector":
-        return {"kv_connector": connector, "kv_role": "kv_both"}
     role = "kv_producer" if node["role"] == "prefill" else "kv_consumer"
+    if connector == "NixlConnector":
+        # vLLM 0.32 deprecates kv_both for NIXL; the KV buffer device is the platform's
+        # (host memory on the CPU build, NIXL DRAM over UCX).
+        return {"kv_connector": connector, "kv_role": role}
     return {
         "kv_connector": connector,
         "kv_role": role,
@@ -1229,4 +1231,7 @@ def _env(node, ports, topology, cfg):
     if topology == "disaggregated" and cfg["cluster_kv_connector"] == "NixlConnector":
         env["VLLM_NIXL_SIDE_CHANNEL_HOST"] = str(node["ip"])
         env["VLLM_NIXL_SIDE_CHANNEL_PORT"] = str(ports["nixl"])
+        # NIXL moves the KV blocks over UCX, whose TCP transport listens on kernel-chosen ports
+        # of every interface it may use: only cluster_iface (where peers are trusted).
+        env["UCX_NET_DEVICES"] = iface
     return env

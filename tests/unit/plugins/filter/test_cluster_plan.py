@@ -212,8 +212,13 @@ def test_prefill_decode_with_nixl():
     plans = plan(hosts, cluster_topology="disaggregated", cluster_network=["10.0.0.0/24"])
     for name, p in plans.items():
         kv = json.loads(p["vllm"]["args"][p["vllm"]["args"].index("--kv-transfer-config") + 1])
-        assert kv == {"kv_connector": "NixlConnector", "kv_role": "kv_both"}
+        role = {"p": "kv_producer", "d": "kv_consumer"}[name]
+        assert kv == {"kv_connector": "NixlConnector", "kv_role": role}
         assert p["vllm"]["env"]["VLLM_NIXL_SIDE_CHANNEL_HOST"] == p["host_ip"]
+        assert p["vllm"]["env"]["VLLM_NIXL_SIDE_CHANNEL_PORT"] == "5600"
+        # UCX (NIXL's transport) listens on the cluster interface only, where peers are let in.
+        env = p["vllm"]["env"]
+        assert env["UCX_NET_DEVICES"] == env["GLOO_SOCKET_IFNAME"] == "eth0"
         assert p["internal_ports"] == [5600]
         assert p["api"]["address"] == p["host_ip"], name
 
