@@ -13,7 +13,9 @@ install with; DIR/<name>-<key>.tar is the same as one file to ship. The key hash
 that changes the result, so a cached wheelhouse is reused until a pin changes. Excluded
 packages are dropped from the resolution (an override whose marker never matches).
 
-Prints one JSON object: path, archive, key, built (false when it came from the cache).
+Prints one JSON object: path, archive, key, built (false when it came from the cache), and
+sha256, the archive's digest (hashed once, kept in DIR/<name>-<key>.tar.sha256), which every
+node checks before it unpacks the archive.
 Python 3 standard library only; needs uv and pip (the controller's Ansible venv has both).
 """
 
@@ -181,6 +183,27 @@ def build(args, key, final):
             os.unlink(f"{final}.tar.part")
 
 
+def archive_sha256(archive):
+    """The archive's sha256, hashed once and kept beside it (only if newer than the archive)."""
+    record = f"{archive}.sha256"
+    try:
+        if os.path.getmtime(record) >= os.path.getmtime(archive):
+            with open(record, encoding="utf-8") as f:
+                digest = f.read().split()[0]
+            if re.fullmatch(r"[0-9a-f]{64}", digest):
+                return digest
+    except (OSError, IndexError):
+        pass
+    h = hashlib.sha256()
+    with open(archive, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    with open(f"{record}.part", "w", encoding="utf-8") as f:
+        f.write(f"{h.hexdigest()}  {os.path.basename(archive)}\n")
+    os.replace(f"{record}.part", record)
+    return h.hexdigest()
+
+
 def main(argv=None):
     args = parse_args(argv)
     if not re.fullmatch(r"2\.\d+", args.glibc):
@@ -210,6 +233,7 @@ def main(argv=None):
                 "wheels": len(wheels),
                 "uv_wheel": uv_wheel,
                 "bytes": os.path.getsize(f"{final}.tar"),
+                "sha256": archive_sha256(f"{final}.tar"),
             }
         )
     )

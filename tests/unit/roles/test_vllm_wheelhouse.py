@@ -164,3 +164,16 @@ def test_cuda_builds_add_the_pytorch_index_for_pip_and_the_backend_for_uv(tmp_pa
         "--extra-index-url",
         "https://download.pytorch.org/whl/cu129",
     ]
+
+
+def test_the_archive_digest_is_reported_and_hashed_once(tmp_path, capsys, recorder):
+    import hashlib
+
+    first = main(tmp_path, capsys)
+    digest = hashlib.sha256(Path(first["archive"]).read_bytes()).hexdigest()
+    assert first["sha256"] == digest
+    record = Path(f"{first['archive']}.sha256")
+    assert record.read_text().split()[0] == digest
+    # The kept record is what the next call reports (it does not hash the archive again).
+    record.write_text("f" * 64 + "  x.tar\n")
+    assert main(tmp_path, capsys)["sha256"] == "f" * 64
