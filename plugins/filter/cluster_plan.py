@@ -9,7 +9,8 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.hardened.vllm.plugins.plugin_utils import _addresses
+from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract import refusal
+from ansible_collections.hardened.vllm.plugins.plugin_utils import _addresses, _fleet
 from ansible_collections.hardened.vllm.plugins.plugin_utils._filters import (
     input_errors,
     require_netaddr,
@@ -30,6 +31,13 @@ def cluster_plan(hostvars, group, settings, host=None):
             f"hardened.vllm.cluster_plan: settings must be a mapping, got {settings!r}"
         )
     hosts = {name: _host_input(name, hostvars) for name in group}
+    named = {data.get("cluster_name") for data in hosts.values()} - {None}
+    if len(named) > 1:
+        raise AnsibleFilterError(
+            f"hardened.vllm.cluster_plan: the hosts of the group name {len(named)} clusters "
+            f"({', '.join(sorted(named))}); cluster_plan computes one cluster with one set of "
+            "settings: use hardened.vllm.cluster_plans (as the cluster role does)"
+        )
     with input_errors("cluster_plan", PlanInvalid):
         plans = compute_plans(hosts, dict(settings))
     if host is None:
@@ -39,19 +47,25 @@ def cluster_plan(hostvars, group, settings, host=None):
     return plans[host]
 
 
-def cluster_plans(hostvars, group, asking, settings_var):
-    """Every asking host's plan or refusal, with one computation per distinct settings view.
+def cluster_plans(hostvars, group, asking, settings_var, groups=None):
+    """Every asking host's plan or refusal, with one computation per cluster and settings view.
 
     ``asking`` are the hosts that want a plan (the play's); each one that holds the variable
     ``settings_var`` asks with the cluster-wide settings it holds there, as it sees them (the
-    same on every host of a sound inventory: one computation for the whole cluster). Each
-    host's variables are read once. Refusals are returned, not raised, so that a run_once task
-    can hand every host its own.
+    same on every host of a sound cluster: one computation per cluster). The hosts of
+    ``group`` form one cluster, or several when they set ``cluster_name`` (``groups``, Ansible's
+    ``groups``, lets a host in two clusters' groups be refused). Each host's variables are read
+    once. Refusals are returned, not raised, so that a run_once task can hand every host its own.
     """
     _check_arguments("cluster_plans", hostvars, group)
     if isinstance(asking, str) or not isinstance(asking, (list, tuple)):
         raise AnsibleFilterError(
             f"hardened.vllm.cluster_plans: asking must be a list of host names, got {asking!r}"
+        )
+    if groups is not None and not isinstance(groups, Mapping):
+        raise AnsibleFilterError(
+            f"hardened.vllm.cluster_plans: groups must be Ansible's groups (a mapping), got "
+            f"{type(groups)}"
         )
     read = {}
 
@@ -72,23 +86,36 @@ def cluster_plans(hostvars, group, asking, settings_var):
             views[name] = dict(settings)
     try:
         hosts = {name: _host_input(name, hostvars, variables) for name in group}
+        members = _fleet.clusters(hosts, groups)
     except AnsibleFilterError as exc:
         return {name: {"refusal": str(exc)} for name in views}
+    except _fleet.FleetInvalid as exc:
+        return {name: {"refusal": f"hardened.vllm.cluster_plan: {exc}"} for name in views}
+    cluster_of = {host: cluster for cluster, names in members.items() for host in names}
     computed, result = {}, {}
     for name, settings in views.items():
-        key = json.dumps(settings, sort_keys=True, default=str)
+        if name not in cluster_of:
+            result[name] = {"refusal": _not_in_group(name, group)}
+            continue
+        cluster = cluster_of[name]
+        key = (cluster, json.dumps(settings, sort_keys=True, default=str))
         if key not in computed:
             try:
-                computed[key] = {"plans": compute_plans(hosts, settings)}
+                cluster_hosts = {host: hosts[host] for host in members[cluster]}
+                computed[key] = {"plans": compute_plans(cluster_hosts, settings)}
             except PlanInvalid as exc:
-                computed[key] = {"refusal": f"hardened.vllm.cluster_plan: {exc}"}
+                message = _fleet.cluster_refusal(exc, cluster) or str(exc)
+                computed[key] = {"refusal": f"hardened.vllm.cluster_plan: {message}"}
         outcome = computed[key]
         if "refusal" in outcome:
             result[name] = {"refusal": outcome["refusal"]}
-        elif name not in outcome["plans"]:
-            result[name] = {"refusal": _not_in_group(name, group)}
         else:
             result[name] = {"plan": outcome["plans"][name]}
+    if len(members) > 1:
+        planned = {host: out["plan"] for host, out in result.items() if "plan" in out}
+        for host, problems in _fleet.duplicate_addresses(planned, cluster_of).items():
+            message = refusal(problems, f"the inventory of cluster {cluster_of[host]}")
+            result[host] = {"refusal": f"hardened.vllm.cluster_plan: {message}"}
     return result
 
 

@@ -92,12 +92,15 @@ def _role_options(role):
 # The one schema of the cluster settings is the cluster role's argument_specs (name, type,
 # default, docs); the plan takes names and defaults from there, so they cannot drift apart.
 # Per-host settings (host_vars) are these; cluster_group only picks the hosts; every other
-# option is cluster-wide and must be the same on every host of the cluster.
+# option is cluster-wide and must be the same on every host of the cluster. cluster_name
+# splits the group into clusters (hardened.vllm.cluster_plans, _fleet.py); compute_plans
+# gets the hosts of one cluster and does not read it.
 HOST_VARS = (
     "cluster_host_ip",
     "cluster_node_role",
     "cluster_data_parallel_size_local",
     "cluster_api_address",
+    "cluster_name",
 )
 _OPTIONS = _role_options("cluster")
 CLUSTER_WIDE = tuple(n for n in _OPTIONS if n not in HOST_VARS and n != "cluster_group")

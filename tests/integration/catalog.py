@@ -92,7 +92,7 @@ def judge(case, code, out, hosts):
             wrong.append(f"{host} changed: {recap.group(0)}")
     var = re.escape(case["var"])
     named = (
-        rf"(host [\w.-]+|cluster \(all hosts\)), variable {var}(?!\w)"
+        rf"(host [\w.-]+|cluster (\w+ )?\(all hosts\)), variable {var}(?!\w)"
         rf"|host [\w.-]+, variables of hardened\.vllm\.\w+: [^\n]*\b{var}(?!\w)"
     )
     if not re.search(named, out):

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# site.yml's controller time vs the number of nodes: N light containers from the test image
+# on one podman network (fl-bench, 10.231.116.0/24), one data-parallel cluster, reached over
+# SSH; site.yml with --skip-tags vllm,gateway,nvidia_driver (the plan play, the firewall, the audit; no vLLM, gateway or
+# driver), the same forks for every N. Prints seconds per stage (play) of the first run
+# (everything to do) and of the second (nothing to change), and the growth exponent.
+# Each node runs the firewall scenario's planted listeners (DP RPC 29550 and a kernel-chosen
+# port, IPv4 and IPv6), so the audit has internal ports to judge and probe.
+#
+#   bench/fleet/run.sh [N...]          default: 4 8 16; containers are removed at the end
+#   bench/fleet/run.sh up N            only start N containers and write the inventory
+#   bench/fleet/run.sh down            remove the containers and the network
+#
+# FORKS (default 16). Containers are named fl-bench-NN (bench/noop/run.sh uses them too).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+work=$repo/.build/bench-fleet
+network=fl-bench
+image=${HV_NODE_IMAGE:-localhost/hardened-vllm-node:bookworm}
+forks=${FORKS:-16}
+export PATH=$repo/.venv/bin:$PATH
+export ANSIBLE_COLLECTIONS_PATH=$repo/.build/collections
+mkdir -p "$repo/.build/collections/ansible_collections/hardened" "$work"
+[ -e "$repo/.build/collections/ansible_collections/hardened/vllm" ] ||
+  ln -sfn "$repo" "$repo/.build/collections/ansible_collections/hardened/vllm"
+
+name() { printf 'fl-bench-%02d' "$1"; }
+
+up() {
+  local n=$1 i
+  podman network exists "$network" ||
+    podman network create --ipv6 --subnet 10.231.116.0/24 --subnet fd00:231:116::/64 "$network" >/dev/null
+  for i in $(seq 1 "$n"); do
+    podman container exists "$(name "$i")" && continue
+    podman run -d --name "$(name "$i")" --hostname "$(name "$i")" --network "$network" \
+      --ip "10.231.116.$((10 + i))" --ip6 "fd00:231:116::$((10 + i))" \
+      --systemd always --cap-add NET_ADMIN,NET_RAW --label owner=fl-bench "$image" /sbin/init >/dev/null
+  done
+  for i in $(seq 1 "$n"); do
+    for _ in $(seq 1 60); do
+      podman exec "$(name "$i")" systemctl is-active -q sshd 2>/dev/null && break
+      sleep 1
+    done
+    "$repo/lab/node.sh" inject "$(name "$i")" >/dev/null
+    podman cp "$repo/molecule/firewall/files/fw-listeners.py" "$(name "$i")":/usr/local/bin/fw-listeners.py
+    podman exec "$(name "$i")" sh -c 'systemctl is-active -q fl-listeners ||
+      systemd-run --unit fl-listeners python3 /usr/local/bin/fw-listeners.py 29550 >/dev/null 2>&1'
+  done
+  inventory "$n" >"$work/inventory-$n.yml"
+}
+
+inventory() {
+  local n=$1 i
+  cat <<YAML
+vllm_cluster:
+  vars:
+    cluster_topology: data_parallel
+    cluster_network: [10.231.116.0/24]
+    cluster_client_cidrs: [10.231.116.250/32]
+    verify_http: false
+    verify_report_dir: $work/report-$n
+    ansible_connection: ssh
+    ansible_user: root
+    ansible_ssh_private_key_file: $repo/.cache/ssh/id_ed25519
+    ansible_ssh_common_args: >-
+      -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes
+      -o ControlMaster=auto -o ControlPersist=300s
+  hosts:
+YAML
+  for i in $(seq 1 "$n"); do
+    echo "    $(name "$i"): {ansible_host: 10.231.116.$((10 + i)), cluster_node_role: $([ "$i" = 1 ] && echo head || echo worker)}"
+  done
+}
+
+down() {
+  local c
+  for c in $(podman ps -a --filter label=owner=fl-bench --format '{{.Names}}'); do
+    podman rm -f -t 0 "$c" >/dev/null 2>&1 || podman rm -f -t 10 "$c" >/dev/null || true
+  done
+  podman network exists "$network" && podman network rm "$network" >/dev/null
+  return 0
+}
+
+# One timed ansible-playbook run: prints "total play1 play2 ..." seconds; fails on a failed run.
+timed() {
+  local out=$1
+  shift
+  HV_STAGE_TIMES=$out.json ANSIBLE_CALLBACK_PLUGINS=$repo/bench/fleet ANSIBLE_CALLBACKS_ENABLED=stage_times \
+    ANSIBLE_PIPELINING=1 ANSIBLE_HOST_KEY_CHECKING=0 ansible-playbook --forks "$forks" "$@" >"$out.log" 2>&1 ||
+    { echo "failed, see $out.log" >&2; tail -30 "$out.log" >&2; return 1; }
+  grep -E '^[a-z0-9-]+ +: ok=' "$out.log" | awk '{s += $0 ~ /changed=0/ ? 0 : 1} END {if (s) print "  (" s " hosts with changes)"}' >&2 || true
+}
+
+stages() {
+  python3 - "$@" <<'PY'
+import json, sys
+names = {"Plan": "plan", "Firewall": "firewall", "Prove": "verify"}
+for path in sys.argv[1:]:
+    data = json.load(open(path))
+    cells = []
+    for play, seconds in data["plays"]:
+        if seconds < 0.05:  # a play the tags left out
+            continue
+        short = next((v for k, v in names.items() if play.startswith(k)), play[:12])
+        cells.append(f"{short} {seconds:6.1f}")
+    print(f"total {data['total']:6.1f} s:  " + "  ".join(cells))
+PY
+}
+
+case "${1:-}" in
+  up) up "$2"; echo "$work/inventory-$2.yml"; exit ;;
+  down) down; exit ;;
+esac
+
+sizes=("${@:-4 8 16}")
+# shellcheck disable=SC2206 # the sizes are words on purpose
+sizes=(${sizes[*]})
+trap down EXIT
+down
+echo "site.yml --skip-tags vllm,gateway,nvidia_driver (plan always), forks $forks, data_parallel, one cluster"
+results=()
+for n in "${sizes[@]}"; do
+  up "$n"
+  timed "$work/first-$n" -i "$work/inventory-$n.yml" "$repo/playbooks/site.yml" --skip-tags vllm,gateway,nvidia_driver
+  timed "$work/second-$n" -i "$work/inventory-$n.yml" "$repo/playbooks/site.yml" --skip-tags vllm,gateway,nvidia_driver
+  printf 'N=%-3s first:  %s\n' "$n" "$(stages "$work/first-$n.json")"
+  printf 'N=%-3s second: %s\n' "$n" "$(stages "$work/second-$n.json")"
+  results+=("$n:$work/first-$n.json:$work/second-$n.json")
+  down
+done
+python3 - "${results[@]}" <<'PY'
+import json, math, sys
+names = {"Plan": "plan", "Firewall": "firewall", "Prove": "verify"}
+def stages(path):
+    data = json.load(open(path))
+    out = {"total": data["total"]}
+    for play, seconds in data["plays"]:
+        for prefix, short in names.items():
+            if play.startswith(prefix):
+                out[short] = seconds
+    return out
+rows = []
+for arg in sys.argv[1:]:
+    n, first, second = arg.split(":")
+    rows.append((int(n), stages(first), stages(second)))
+if len(rows) > 1:
+    (n0, f0, s0), (n1, f1, s1) = rows[0], rows[-1]
+    k = lambda a, b: math.log(b / a) / math.log(n1 / n0)
+    for label, a, b in (("first run", f0, f1), ("second run", s0, s1)):
+        print(f"growth exponent N={n0}..{n1}, {label}: " + ", ".join(
+            f"{key} {k(a[key], b[key]):.2f}" for key in ("total", "plan", "firewall", "verify")
+            if key in a and key in b) + " (1 = linear)")
+PY

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# A site.yml run with nothing to change against a facts-only play on the same hosts, in the
+# same run, and their ratio (issue 15's target: <= 3x). The hosts are bench/fleet's light
+# containers (no vLLM: site.yml --skip-tags vllm,gateway,nvidia_driver, the plan play always runs), N of them
+# (default 4), one data-parallel cluster, over SSH with the same forks. Order: site.yml once
+# (to converge), then ROUNDS (default 3) x (facts-only play, no-op site.yml); prints the
+# median of each, the ratio, and the no-op run's seconds per play.
+#
+#   bench/noop/run.sh [N]
+#
+# PROFILE=1 also prints the no-op run's 12 slowest tasks (ansible.posix.profile_tasks).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+work=$repo/.build/bench-noop
+n=${1:-4}
+rounds=${ROUNDS:-3}
+forks=${FORKS:-16}
+export PATH=$repo/.venv/bin:$PATH
+export ANSIBLE_COLLECTIONS_PATH=$repo/.build/collections
+mkdir -p "$work"
+trap '"$repo/bench/fleet/run.sh" down' EXIT
+"$repo/bench/fleet/run.sh" down
+inventory=$("$repo/bench/fleet/run.sh" up "$n")
+cat >"$work/facts.yml" <<'YAML'
+---
+- name: Facts only, as a baseline
+  hosts: vllm_cluster
+  gather_facts: true
+  tasks: []
+YAML
+
+callbacks=stage_times
+[ "${PROFILE:-}" = 1 ] && callbacks=stage_times,ansible.posix.profile_tasks
+run() {
+  local out=$1
+  shift
+  HV_STAGE_TIMES=$out.json ANSIBLE_CALLBACK_PLUGINS=$repo/bench/fleet ANSIBLE_CALLBACKS_ENABLED=$callbacks \
+    PROFILE_TASKS_TASK_OUTPUT_LIMIT=12 \
+    ANSIBLE_PIPELINING=1 ansible-playbook --forks "$forks" -i "$inventory" "$@" >"$out.log" 2>&1 ||
+    { echo "failed, see $out.log" >&2; tail -30 "$out.log" >&2; return 1; }
+}
+
+run "$work/converge" "$repo/playbooks/site.yml" --skip-tags vllm,gateway,nvidia_driver
+for r in $(seq 1 "$rounds"); do
+  run "$work/facts-$r" "$work/facts.yml"
+  run "$work/noop-$r" "$repo/playbooks/site.yml" --skip-tags vllm,gateway,nvidia_driver
+  grep -qE 'changed=[1-9]' "$work/noop-$r.log" && { echo "the no-op run changed something: $work/noop-$r.log" >&2; exit 1; }
+done
+python3 - "$work" "$rounds" "$n" "$forks" <<'PY'
+import json, statistics, sys
+work, rounds, n, forks = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+load = lambda name: json.load(open(f"{work}/{name}.json"))
+facts = [load(f"facts-{r}")["total"] for r in range(1, rounds + 1)]
+noop = [load(f"noop-{r}")["total"] for r in range(1, rounds + 1)]
+f, s = statistics.median(facts), statistics.median(noop)
+print(f"{n} nodes, forks {forks}, {rounds} rounds: facts-only play {f:.1f} s, no-op site.yml "
+      f"--skip-tags vllm,gateway,nvidia_driver {s:.1f} s (changed=0): ratio {s / f:.1f}x")
+last = load(f"noop-{rounds}")
+print("no-op run per play: " + ", ".join(f"{p} {t:.1f} s" for p, t in last["plays"] if t >= 0.05))
+PY
+if [ "${PROFILE:-}" = 1 ]; then
+  echo "slowest tasks of the last no-op run:"
+  sed -n '/^=\{20,\}/,$p' "$work/noop-$rounds.log" | grep -E ' -+ +[0-9.]+s$' | head -12
+fi
