@@ -1385,8 +1385,8 @@ def test_role_defaults_hold_every_cluster_wide_setting_with_the_specs_default():
 
 def test_the_role_passes_every_cluster_wide_setting_to_the_filter_by_its_own_name():
     tasks = _yaml(ROLE / "tasks" / "main.yml")
-    (noted,) = [t for t in tasks if "__cluster_settings_seen" in t.get("ansible.builtin.set_fact", {})]
-    settings = noted["ansible.builtin.set_fact"]["__cluster_settings_seen"]
+    facts = [t.get("ansible.builtin.set_fact", {}) for t in tasks]
+    (settings,) = [f["__cluster_settings_seen"] for f in facts if "__cluster_settings_seen" in f]
     assert settings == {n: "{{ " + n + " }}" for n in CLUSTER_WIDE}
 
 
