@@ -6,12 +6,15 @@
 
 CATALOG is a YAML file (molecule/cluster_plan/catalog.yml): `base` (group_vars of vllm_cluster
 and each host's vars, a good inventory) and `cases` (each one change of it). The hosts are
-podman containers reached with podman exec. First the base inventory must pass the plan play
-(site.yml with a tag nothing has, so only the plan play runs); then every case runs the whole
-site.yml and must be refused in the plan play on every cluster host, naming the host (or the
-cluster) and the variable with a fix, with changed=0 everywhere; and every node must be
-byte-identical before and after the catalog. Prints one line per case; exit status 1 on any
-failure (with its output), 0 when every case was refused as it must be.
+podman containers, reached over SSH as root with the test key (.cache/ssh, authorized by the
+scenario's prepare.yml), with pipelining and ssh's shared connection, as users reach their nodes
+(podman exec costs several processes per task: 11 cases took 273 s that way against 189 s over
+SSH, side by side). First the base inventory must pass the plan play (site.yml with a tag
+nothing has, so only the plan play runs); then every case runs the whole site.yml and must be
+refused in the plan play on every cluster host, naming the host (or the cluster) and the
+variable with a fix, with changed=0 everywhere; and every node must be byte-identical before and
+after the catalog. Prints one line per case; exit status 1 on any failure (with its output), 0
+when every case was refused as it must be.
 """
 
 from __future__ import annotations
@@ -38,24 +41,55 @@ SNAPSHOT = (
     "systemctl list-unit-files --no-legend --no-pager; "
     "getent passwd; getent group; dpkg-query -W"
 )
-CONNECTION = "containers.podman.podman"
+SSH_KEY = Path(__file__).resolve().parents[2] / ".cache" / "ssh" / "id_ed25519"
+SSH_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes"
 PLAN_ONLY_TAG = "hv-catalog-plan-only"  # no task has it: only the plan play (tag always) runs
 LATER_PLAY = "PLAY [Install the NVIDIA driver"
 
 
-def inventory(base, case):
+def address(host):
+    """The container's address on its podman network, for SSH."""
+    run = subprocess.run(
+        [
+            "podman",
+            "inspect",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+            host,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return run.stdout.split()[0]
+
+
+def inventory(base, case, addresses):
     """The inventory of one case: the base with the case's variables over it."""
     group_vars = {**base["group_vars"], **case.get("set", {})}
     hosts = {}
     for host, hostvars in base["hosts"].items():
         merged = {**hostvars, **case.get("hosts", {}).get(host, {})}
-        hosts[host] = {"ansible_connection": CONNECTION, **merged}
+        connection = {
+            "ansible_connection": "ssh",
+            "ansible_host": addresses[host],
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(SSH_KEY),
+            "ansible_ssh_common_args": SSH_ARGS,
+        }
+        hosts[host] = {**connection, **merged}
     return {"all": {"children": {"vllm_cluster": {"hosts": hosts, "vars": group_vars}}}}
 
 
 def playbook(site, inventory_file, extra=()):
     argv = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", inventory_file, site]
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    env = {
+        **os.environ,
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_PIPELINING": "1",
+    }
     started = time.monotonic()
     run = subprocess.run(
         [*argv, *extra], capture_output=True, text=True, env=env, timeout=900, check=False
@@ -130,9 +164,10 @@ def main():
         path.write_text(json.dumps(data, indent=1), encoding="utf-8")  # JSON is YAML
         return str(path)
 
+    addresses = {host: address(host) for host in hosts}
     before = snapshot(hosts)
     code, out, seconds = playbook(
-        args.site, write("base", inventory(base, {})), ["--tags", PLAN_ONLY_TAG]
+        args.site, write("base", inventory(base, {}, addresses)), ["--tags", PLAN_ONLY_TAG]
     )
     if code != 0:
         print(out[-6000:])
@@ -140,7 +175,9 @@ def main():
     print(f"base inventory passes the plan play ({seconds:.1f} s)")
 
     def run(case):
-        code, out, seconds = playbook(args.site, write(case["id"], inventory(base, case)))
+        code, out, seconds = playbook(
+            args.site, write(case["id"], inventory(base, case, addresses))
+        )
         return case, code, out, seconds, judge(case, code, out, hosts)
 
     failed = []
