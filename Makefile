@@ -19,6 +19,9 @@ SCENARIOS := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/m
 # RHEL: untested): HV_NODE_IMAGE=... molecule test -s NAME.
 SUITES := bookworm trixie
 MATRIX_SCENARIOS := firewall nvidia_driver verify
+# The scenarios that start vLLM: one lane of tests/molecule.sh; the others run beside them
+# (HV_MOLECULE_LANES=1: everything in one lane, in order, output on the terminal).
+HEAVY_SCENARIOS := cluster disaggregated multi_node
 
 # The venv's tools first; hardened.vllm resolves through the link below, the collections
 # bundled by PyPI's `ansible` package through the venv's site-packages.
@@ -58,17 +61,10 @@ unit: setup link ## pytest tests/unit ("no tests collected" fails)
 build-test: setup ## build the tarball, install it elsewhere, use it from outside the repo
 	@$(STAGE) build-test bash tests/integration/build-test.sh
 
-molecule: setup image link ## molecule test for every scenario under molecule/ (MATRIX_SCENARIOS on every suite)
+molecule: setup image link ## every Molecule scenario (tests/molecule.sh: the vLLM ones in one lane, the others beside it; MATRIX_SCENARIOS on every suite)
 	@test -n "$(SCENARIOS)" || { echo "no scenario under molecule/" >&2; exit 1; }
-	@$(STAGE) molecule bash -ec '\
-	  for scenario in $(SCENARIOS); do \
-	    suites="$(firstword $(SUITES))"; \
-	    case " $(MATRIX_SCENARIOS) " in *" $$scenario "*) suites="$(SUITES)" ;; esac; \
-	    for suite in $$suites; do \
-	      HV_NODE_IMAGE=localhost/hardened-vllm-node:$$suite \
-	        $(STAGE) molecule-$$scenario-$$suite molecule test -s $$scenario; \
-	    done; \
-	  done'
+	@$(STAGE) molecule bash tests/molecule.sh "$(filter $(HEAVY_SCENARIOS),$(SCENARIOS))" \
+	  "$(filter-out $(HEAVY_SCENARIOS),$(SCENARIOS))" "$(MATRIX_SCENARIOS)" "$(SUITES)"
 
 test: ## everything CI checks, in order, stopping at the first failure
 	@rm -f .build/stages.log && mkdir -p .build

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Every Molecule scenario (make molecule, make test), in two lanes side by side:
+#   tests/molecule.sh "HEAVY SCENARIOS" "OTHER SCENARIOS" "MATRIX SCENARIOS" "SUITES"
+# The scenarios that run vLLM (the first list) go one after another in one lane, all the others
+# one after another in the second: vLLM's start-up leaves the controller idle for minutes, the
+# light scenarios are mostly controller work, and no two scenarios share a container, network
+# or port (each has its own names and subnet). MATRIX scenarios run once per suite, the others
+# on the first suite only. Each scenario's output goes to .build/molecule/SCENARIO-SUITE.log
+# (the stage line names it); a lane stops at its first failure, the other lane starts nothing
+# new after it, and the failed scenario's log tail is printed. With HV_MOLECULE_LANES=1 every
+# scenario runs in one lane, in order (and its output goes to the terminal as well).
+set -uo pipefail
+
+[ $# -eq 4 ] || { echo "usage: tests/molecule.sh HEAVY OTHER MATRIX SUITES" >&2; exit 2; }
+heavy=$1 other=$2 matrix=$3 suites=$4
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+logs=$repo/.build/molecule
+stop=$logs/.failed
+mkdir -p "$logs"
+rm -f "$stop" "$logs"/*.log
+
+lane() {
+  local scenario suite log rc
+  for scenario in "$@"; do
+    for suite in $suites; do
+      [ -e "$stop" ] && return 1
+      log=$logs/$scenario-$suite.log
+      if [ "${HV_MOLECULE_LANES:-2}" = 1 ]; then
+        HV_NODE_IMAGE=localhost/hardened-vllm-node:$suite \
+          "$repo/tests/stage.sh" "molecule-$scenario-$suite" molecule test -s "$scenario" 2>&1 | tee "$log"
+        rc=${PIPESTATUS[0]}
+      else
+        HV_NODE_IMAGE=localhost/hardened-vllm-node:$suite \
+          "$repo/tests/stage.sh" "molecule-$scenario-$suite" molecule test -s "$scenario" >"$log" 2>&1
+        rc=$?
+        tail -n 1 "$log"
+      fi
+      if [ "$rc" -ne 0 ]; then
+        echo "$scenario-$suite" >>"$stop"
+        return 1
+      fi
+      case " $matrix " in *" $scenario "*) ;; *) break ;; esac
+    done
+  done
+}
+
+if [ "${HV_MOLECULE_LANES:-2}" = 1 ]; then
+  # shellcheck disable=SC2086  # the lists are word lists
+  lane $heavy $other
+  rc=$?
+else
+  # shellcheck disable=SC2086
+  lane $heavy &
+  heavy_pid=$!
+  # shellcheck disable=SC2086
+  lane $other &
+  other_pid=$!
+  rc=0
+  wait "$heavy_pid" || rc=1
+  wait "$other_pid" || rc=1
+fi
+if [ -e "$stop" ]; then
+  while read -r failed; do
+    echo "===== $failed failed; the last 400 lines of .build/molecule/$failed.log:"
+    tail -n 400 "$logs/$failed.log"
+  done <"$stop"
+  exit 1
+fi
+exit "$rc"
