@@ -19,9 +19,10 @@ SCENARIOS := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/m
 # RHEL: untested): HV_NODE_IMAGE=... molecule test -s NAME.
 SUITES := bookworm trixie
 MATRIX_SCENARIOS := firewall nvidia_driver verify
-# The scenarios that start vLLM: one lane of tests/molecule.sh; the others run beside them
-# (HV_MOLECULE_LANES=1: everything in one lane, in order, output on the terminal).
-HEAVY_SCENARIOS := cluster disaggregated multi_node
+# The scenarios that start vLLM, in the order of their lane in tests/molecule.sh (the quickest
+# first); the others run beside them (HV_MOLECULE_LANES=1: everything in one lane, in order,
+# output on the terminal; HV_MOLECULE_KEEP_GOING=1: go on after a failure).
+HEAVY_SCENARIOS := multi_node disaggregated cluster
 
 # The venv's tools first; hardened.vllm resolves through the link below, the collections
 # bundled by PyPI's `ansible` package through the venv's site-packages.
@@ -63,7 +64,7 @@ build-test: setup ## build the tarball, install it elsewhere, use it from outsid
 
 molecule: setup image link ## every Molecule scenario (tests/molecule.sh: the vLLM ones in one lane, the others beside it; MATRIX_SCENARIOS on every suite)
 	@test -n "$(SCENARIOS)" || { echo "no scenario under molecule/" >&2; exit 1; }
-	@$(STAGE) molecule bash tests/molecule.sh "$(filter $(HEAVY_SCENARIOS),$(SCENARIOS))" \
+	@$(STAGE) molecule bash tests/molecule.sh "$(filter $(SCENARIOS),$(HEAVY_SCENARIOS))" \
 	  "$(filter-out $(HEAVY_SCENARIOS),$(SCENARIOS))" "$(MATRIX_SCENARIOS)" "$(SUITES)"
 
 test: ## everything CI checks, in order, stopping at the first failure

@@ -7,8 +7,9 @@
 # or port (each has its own names and subnet). MATRIX scenarios run once per suite, the others
 # on the first suite only. Each scenario's output goes to .build/molecule/SCENARIO-SUITE.log
 # (the stage line names it); a lane stops at its first failure, the other lane starts nothing
-# new after it, and the failed scenario's log tail is printed. With HV_MOLECULE_LANES=1 every
-# scenario runs in one lane, in order (and its output goes to the terminal as well).
+# new after it (HV_MOLECULE_KEEP_GOING=1: both lanes go on, to see every failure), and each
+# failed scenario's log tail is printed. With HV_MOLECULE_LANES=1 every scenario runs in one
+# lane, in order (and its output goes to the terminal as well).
 set -uo pipefail
 
 [ $# -eq 4 ] || { echo "usage: tests/molecule.sh HEAVY OTHER MATRIX SUITES" >&2; exit 2; }
@@ -23,7 +24,7 @@ lane() {
   local scenario suite log rc
   for scenario in "$@"; do
     for suite in $suites; do
-      [ -e "$stop" ] && return 1
+      [ -e "$stop" ] && [ "${HV_MOLECULE_KEEP_GOING:-}" != 1 ] && return 1
       log=$logs/$scenario-$suite.log
       if [ "${HV_MOLECULE_LANES:-2}" = 1 ]; then
         HV_NODE_IMAGE=localhost/hardened-vllm-node:$suite \
@@ -37,7 +38,7 @@ lane() {
       fi
       if [ "$rc" -ne 0 ]; then
         echo "$scenario-$suite" >>"$stop"
-        return 1
+        [ "${HV_MOLECULE_KEEP_GOING:-}" = 1 ] || return 1
       fi
       case " $matrix " in *" $scenario "*) ;; *) break ;; esac
     done
