@@ -13,11 +13,17 @@
 #                                        sees the worker knock and restarts the head
 #   bench/recovery/run.sh head [RUNS]    the same for lab-node1 (the head); the worker's
 #                                        watchdog sees the head's ports closed and restarts
-# RUNS defaults to 3. worker and head run on the lab (make lab first); flush on the containers
+# RUNS defaults to 3. worker and head run on the lab (make lab first), or on the containers of
+# the cluster Molecule scenario (converged): BENCH_HEAD=vl-head BENCH_WORKER=vl-worker; each
+# run may take as long as the role gives a start (heal_timeout in the head's
+# /etc/hardened-vllm/heal.json, i.e. vllm_health_timeout, plus the watchdog's detection and
+# RestartSec, as molecule/cluster/recovery.yml does); flush on the containers
 # of the firewall Molecule scenario: when fw-node1 is not running, it converges the scenario
 # first and destroys it at the end (BENCH_KEEP=1 keeps it); on a shared machine wrap it in the
 # scenario's lock:
 #   flock /work/locks/molecule-firewall.lock bash bench/recovery/run.sh flush
+#   flock /work/locks/molecule-cluster.lock env BENCH_HEAD=vl-head BENCH_WORKER=vl-worker \
+#     bash bench/recovery/run.sh worker
 # The outsider probes every 0.1 s (molecule/firewall/files/fw-reopen.py); both timestamps come
 # from the host's clock, which every container shares.
 set -euo pipefail
@@ -27,12 +33,13 @@ mode=${1:-}
 runs=${2:-3}
 node=fw-node1
 outsider=fw-outsider
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" >&2; exit 2; }
+usage() { sed -n '2,28p' "${BASH_SOURCE[0]}" >&2; exit 2; }
 [ -n "$mode" ] || usage
 [ "$(id -u)" = 0 ] || { echo "bench/recovery/run.sh: needs root (podman)" >&2; exit 1; }
 
 serving=$repo/bench/recovery/serving.py
-head_container=lab-node1
+head_container=${BENCH_HEAD:-lab-node1}
+worker_container=${BENCH_WORKER:-lab-node2}
 
 die() { echo "bench/recovery/run.sh: $*" >&2; exit 1; }
 
@@ -47,15 +54,20 @@ print(f"min {v[0]:.1f} s, median {statistics.median(v):.1f} s, max {v[-1]:.1f} s
 restart_runs() {
   local what=$1 container=$2 runs=$3 i out seconds=()
   podman container exists "$container" || die "no $container: run make lab first"
+  bound=$(podman exec "$head_container" cat /etc/hardened-vllm/heal.json | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+print(int(c["heal_timeout"]) + int(c["misses"]) * int(c["interval"]) + 10)')
   for i in $(seq "$runs"); do
-    python3 "$serving" "$head_container" 900 >/dev/null ||
-      die "the lab does not serve before run $i of $what"
+    python3 "$serving" "$head_container" "$bound" >/dev/null ||
+      die "$head_container does not serve before run $i of $what"
     podman restart --time 10 "$container" >/dev/null
-    out=$(python3 "$serving" "$head_container" 900) || die "$what run $i: $out"
+    out=$(python3 "$serving" "$head_container" "$bound") || die "$what run $i: $out"
     seconds+=("$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["seconds"])' "$out")")
-    echo "$what restart, run $i: ${seconds[-1]} s to the first completions on every engine"
+    echo "$what restart, run $i: ${seconds[-1]} s to the first completions on every engine" \
+      "(load average $(python3 -c 'import json, sys; print(" -> ".join(map(str, json.loads(sys.argv[1])["load"])))' "$out"))"
   done
-  echo "$what restart to serving ($runs runs): $(summary "${seconds[@]}")"
+  echo "$what restart to serving ($runs runs, bound $bound s): $(summary "${seconds[@]}")"
 }
 
 running() { [ "$(podman inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
@@ -110,7 +122,7 @@ values = sorted(float(line) for line in sys.stdin)
 print("flush -> closed again (outsider view), %d runs: min %.2f s, median %.2f s, max %.2f s"
       % (len(values), values[0], statistics.median(values), values[-1]))'
     ;;
-  worker) restart_runs worker lab-node2 "$runs" ;;
+  worker) restart_runs worker "$worker_container" "$runs" ;;
   head) restart_runs head "$head_container" "$runs" ;;
   *) usage ;;
 esac

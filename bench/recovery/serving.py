@@ -9,14 +9,16 @@ a container that is restarting simply fails an attempt), GET /health on vLLM's u
 then CONCURRENT completions at once with vLLM's own key (from the root-only env file), and
 counts per engine (vLLM's /metrics) who served them: an attempt counts only when every engine
 the head knows served some (a head that lost a worker may still serve everything itself; the
-lab showed it). Prints {"seconds": S, "attempts": N} once every completion succeeded (exit
-0), or the last error at the deadline (exit 1). Used by bench/recovery/run.sh and
+lab showed it). Prints {"seconds": S, "attempts": N, "load": [L0, L1]} once every completion
+succeeded (exit 0; L0 and L1: this host's 1-minute load average at the start and at the end),
+or the last error at the deadline (exit 1). Used by bench/recovery/run.sh and
 molecule/cluster/recovery.yml.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -70,7 +72,7 @@ if not after or idle:
 def main():
     head = sys.argv[1]
     deadline = float(sys.argv[2]) if len(sys.argv) > 2 else 180.0
-    start = time.monotonic()
+    start, load = time.monotonic(), os.getloadavg()[0]
     attempts, error = 0, "no attempt"
     while time.monotonic() - start < deadline:
         attempts += 1
@@ -87,11 +89,15 @@ def main():
             continue
         if done.returncode == 0:
             seconds = round(time.monotonic() - start, 1)
-            print(json.dumps({"seconds": seconds, "attempts": attempts}))
+            loads = [round(load, 1), round(os.getloadavg()[0], 1)]
+            print(json.dumps({"seconds": seconds, "attempts": attempts, "load": loads}))
             return 0
         error = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         time.sleep(3)
-    print(f"not serving {deadline:.0f} s after the start ({attempts} attempts): {error}")
+    print(
+        f"not serving {deadline:.0f} s after the start ({attempts} attempts, load average "
+        f"{load:.1f} then {os.getloadavg()[0]:.1f}): {error}"
+    )
     return 1
 
 
