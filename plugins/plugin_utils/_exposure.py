@@ -285,6 +285,18 @@ class _Judge:
             )
             entry["_warnings"].append(f"{self._name(sock)}: {entry['reason']}; not judged")
             return entry
+        stage = (self.plan.get("ports") or {}).get("stage")
+        if sock["protocol"] == "tcp" and stage is not None and sock["port"] == stage:
+            entry.update(
+                verdict="violation",
+                reason=f"listens on the plan's stage port {stage}, where only the install's "
+                "stage server may listen, and only while the peers fetch the wheelhouse",
+            )
+            entry["_violations"].append(
+                f"{self._name(sock)}: {entry['reason']}; stop it (systemctl stop "
+                "hardened-vllm-stage.service) or move it off cluster_ports.stage"
+            )
+            return entry
         if sock["loopback"] or sock.get("interface") == "lo":
             entry.update(verdict="ok", reason="bound to loopback: not reachable from the network")
             return entry

@@ -53,6 +53,9 @@ DEFAULT_PORTS = {
     "kv": 14579,
     "nixl": 5600,
     "ssh": 22,
+    # hardened.vllm.vllm's install: the first node serves the wheelhouse to its peers on this
+    # port of its cluster address while they fetch it, never afterwards (verify checks).
+    "stage": 29590,
 }
 # Where vLLM's own API listens on nodes that serve it: a unix socket that only the gateway
 # (hardened.vllm.gateway, a member of the group) may open. The plan's api address and port are
@@ -860,7 +863,7 @@ def _allowances(raw, ports, layout, nodes, audiences, problems, acks):
         )
         return []
     internal = {ports[k] for lay in layout.values() for k in lay["internal"]}
-    internal |= {ports[k] for k in ("dp_rpc", "master", "kv", "nixl")}
+    internal |= {ports[k] for k in ("dp_rpc", "master", "kv", "nixl", "stage")}
     peer_cidrs = [host_network(n["ip"]) for n in nodes.values() if n["ip"] is not None]
     trusted = peer_cidrs + list(audiences["peers"])
     result = []

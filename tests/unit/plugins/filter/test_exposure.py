@@ -167,6 +167,21 @@ def test_firewall_table_covers_everything():
     assert local["reason"].startswith("bound to loopback") and local["families"] == []
 
 
+def test_a_listener_on_the_stage_port_after_the_install_is_a_violation():
+    # The install's stage server binds the cluster address, which only peers may reach: fine
+    # for any other port, but on the stage port it must be gone once the install is over.
+    assert PLAN["ports"]["stage"] == 29590
+    verdict = judge("firewall", [*LISTENERS, sock("tcp", "10.0.0.11", 29590)])
+    assert not verdict["ok"] and len(verdict["violations"]) == 1
+    stage = entry(verdict, 29590)
+    assert stage["verdict"] == "violation" and "stage port 29590" in stage["reason"]
+    assert "systemctl stop hardened-vllm-stage.service" in verdict["violations"][0]
+    # Plans from before the stage port, and UDP on that number, are judged as before.
+    old = {**PLAN, "ports": {k: v for k, v in PLAN["ports"].items() if k != "stage"}}
+    assert judge("firewall", [sock("tcp", "10.0.0.11", 29590)], old)["ok"]
+    assert judge("firewall", [sock("udp", "10.0.0.11", 29590)])["ok"]
+
+
 def test_plan_stricter_than_the_ruleset_is_a_violation():
     # The firewall admits 192.0.2.0/24 to the API; a plan with one client makes the rest others.
     plan = plans(cluster_client_cidrs=["192.0.2.66/32"])["node1"]
