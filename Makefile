@@ -19,9 +19,9 @@ SCENARIOS := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/m
 # RHEL: untested): HV_NODE_IMAGE=... molecule test -s NAME.
 SUITES := bookworm trixie
 MATRIX_SCENARIOS := firewall nvidia_driver verify
-# The scenarios that start vLLM, in the order of their lane in tests/molecule.sh (the quickest
-# first); the others run beside them (HV_MOLECULE_LANES=1: everything in one lane, in order,
-# output on the terminal; HV_MOLECULE_KEEP_GOING=1: go on after a failure).
+# The scenarios that start vLLM, first and in this order (the quickest first); with
+# HV_MOLECULE_LANES=2 in a lane of their own and the others beside them (tests/molecule.sh).
+# HV_MOLECULE_KEEP_GOING=1: go on after a failure.
 HEAVY_SCENARIOS := multi_node disaggregated cluster
 
 # The venv's tools first; hardened.vllm resolves through the link below, the collections
@@ -62,7 +62,7 @@ unit: setup link ## pytest tests/unit ("no tests collected" fails)
 build-test: setup ## build the tarball, install it elsewhere, use it from outside the repo
 	@$(STAGE) build-test bash tests/integration/build-test.sh
 
-molecule: setup image link ## every Molecule scenario (tests/molecule.sh: the vLLM ones in one lane, the others beside it; MATRIX_SCENARIOS on every suite)
+molecule: setup image link ## every Molecule scenario (tests/molecule.sh; MATRIX_SCENARIOS on every suite; HV_MOLECULE_LANES=2: two lanes)
 	@test -n "$(SCENARIOS)" || { echo "no scenario under molecule/" >&2; exit 1; }
 	@$(STAGE) molecule bash tests/molecule.sh "$(filter $(SCENARIOS),$(HEAVY_SCENARIOS))" \
 	  "$(filter-out $(HEAVY_SCENARIOS),$(SCENARIOS))" "$(MATRIX_SCENARIOS)" "$(SUITES)"
