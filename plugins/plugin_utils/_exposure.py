@@ -289,8 +289,9 @@ class _Judge:
         if sock["protocol"] == "tcp" and stage is not None and sock["port"] == stage:
             entry.update(
                 verdict="violation",
-                reason=f"listens on the plan's stage port {stage}, where only the install's "
-                "stage server may listen, and only while the peers fetch the wheelhouse",
+                reason=f"listens on the plan's stage port {stage}, where only the vllm role's "
+                "stage server may listen, and only while the peers fetch the wheelhouse or "
+                "the model",
             )
             entry["_violations"].append(
                 f"{self._name(sock)}: {entry['reason']}; stop it (systemctl stop "

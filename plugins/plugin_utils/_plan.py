@@ -53,8 +53,8 @@ DEFAULT_PORTS = {
     "kv": 14579,
     "nixl": 5600,
     "ssh": 22,
-    # hardened.vllm.vllm's install: the first node serves the wheelhouse to its peers on this
-    # port of its cluster address while they fetch it, never afterwards (verify checks).
+    # hardened.vllm.vllm's stage: the seeder serves the wheelhouse and the model to its peers on
+    # this port of its cluster address while they fetch them, never afterwards (verify checks).
     "stage": 29590,
 }
 # Where vLLM's own API listens on nodes that serve it: a unix socket that only the gateway

@@ -1,17 +1,20 @@
 # Copyright: (c) 2026, hardened.vllm maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Serve the install's archive from the cluster's first node to its peers, for one install.
+"""Serve the files of one transfer from a cluster's seeder node to its peers, for that transfer.
 
     python3 stage_server.py --bind 10.0.0.11 --port 29590 --max-seconds 1800 \
         --allow 10.0.0.12 [--allow 10.0.0.13 ...] NAME=FILE [NAME=FILE ...]
 
-GET and HEAD of /NAME answer FILE, nothing else (no listings, no paths inside directories),
-and only to the --allow addresses (the peers that fetch; every other client is disconnected
-before its request is read). It binds the node's cluster address, never a wildcard, and exits
-after --max-seconds at the latest: hardened.vllm.vllm runs it as a transient systemd unit and
-stops it as soon as the peers have the archive, and hardened.vllm.verify fails while anything
-listens on the plan's stage port. The firewall already lets only peers reach the cluster
-address; the allow list is the second lock. Peers check the sha256 of what they fetched.
+GET and HEAD of /NAME answer FILE, nothing else (no listings, no directories: a NAME may hold
+"/" between its parts, e.g. original/params.json, and is looked up as a whole; every part
+starts with a letter or digit, so no NAME can climb out with ".."), and only to the --allow
+addresses (the peers that fetch; every other client is disconnected before its request is
+read). It binds the node's cluster address, never a wildcard, and exits after --max-seconds at
+the latest: hardened.vllm.vllm runs it as a transient systemd unit and stops it as soon as the
+peers have the files (the wheelhouse archive, the model's files), and hardened.vllm.verify
+fails while anything listens on the plan's stage port. The firewall already lets only peers
+reach the cluster address; the allow list is the second lock. Peers check the sha256 of every
+file they fetched.
 Python 3 standard library only.
 """
 
@@ -28,7 +31,8 @@ import sys
 import threading
 import urllib.parse
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+SEGMENT = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
+NAME = re.compile(rf"{SEGMENT}(?:/{SEGMENT})*")
 
 
 class StageError(Exception):
@@ -80,10 +84,9 @@ def allowed(client, allow):
 
 
 def resolve(files, url_path):
-    """The file a request path names (exactly /NAME), or None."""
+    """The file a request path names (exactly /NAME, one of the served names), or None."""
     path = urllib.parse.unquote(urllib.parse.urlsplit(url_path).path)
-    name = path[1:] if path.startswith("/") else None
-    return files.get(name) if name and "/" not in name else None
+    return files.get(path[1:]) if path.startswith("/") else None
 
 
 def handler(files):

@@ -76,6 +76,33 @@ def test_resolve():
         assert st.resolve(files, path) is None, path
 
 
+def test_resolve_names_with_parts():
+    """A model's files are served by their names below the model directory, looked up whole."""
+    files = {
+        "original/params.json": "/srv/m/original/params.json",
+        "model.safetensors": "/srv/m/model.safetensors",
+    }
+    assert st.resolve(files, "/original/params.json") == "/srv/m/original/params.json"
+    assert st.resolve(files, "/original%2Fparams.json") == "/srv/m/original/params.json"
+    for path in (
+        "/original",
+        "/original/",
+        "/original/../model.safetensors",
+        "/./model.safetensors",
+    ):
+        assert st.resolve(files, path) is None, path
+
+
+def test_names_with_parts_are_checked(archive):
+    base = ["--bind", "10.0.0.11", "--port", "29590", "--allow", "10.0.0.12"]
+    assert st.check(args(*base, f"original/a+b.json={archive}"))[2] == {
+        "original/a+b.json": str(archive)
+    }
+    for bad in ("original/../a", "original//a", "/a", "a/", ".git/config", "a/.hidden"):
+        with pytest.raises(st.StageError, match="NAME=FILE"):
+            st.check(args(*base, f"{bad}={archive}"))
+
+
 def serve(archive, allow):
     bind, nets, files = st.check(
         args("--bind", "127.0.0.1", "--port", "0", "--allow", allow, f"wh.tar={archive}")
