@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Listen on PORT on every IPv4 address until STOPFILE exists (at most SECONDS); print the
 peers that connected, as JSON.
 

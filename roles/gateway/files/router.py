@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright: (c) 2026, hardened.vllm maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The prefill/decode router of a disaggregated cluster (hardened.vllm.gateway), stdlib only.

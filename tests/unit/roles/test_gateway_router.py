@@ -230,8 +230,8 @@ def test_hostile_params_are_stripped_prefill_then_decode_with_the_prefills_param
 
 def test_decode_nodes_take_turns(cluster):
     decode2 = Upstream(recorded("decode_completion"))
-    _, decode, port, _ = cluster(decode2=decode2)
-    for _ in range(4):
+    _unused, decode, port, _log = cluster(decode2=decode2)
+    for _attempt in range(4):
         assert call(port, "/v1/completions", COMPLETION)[0] == 200
     assert len(decode.requests) == len(decode2.requests) == 2
 
@@ -240,7 +240,7 @@ def test_decode_nodes_take_turns(cluster):
 def test_a_stream_passes_event_by_event_with_decodes_content_type(cluster):
     release = threading.Event()
     decode = Upstream(recorded("decode_chat"), release=release)
-    prefill, _, port, _ = cluster(decode=decode)
+    prefill, _decode, port, _log = cluster(decode=decode)
     response, conn = post(port, "/v1/chat/completions", CHAT)
     assert response.status == 200
     assert response.getheader("Content-Type") == recorded("decode_chat")["content_type"]
@@ -266,8 +266,8 @@ def error_of(data):
 
 
 def test_a_prefill_node_that_is_down_is_a_502_naming_it(cluster):
-    _, decode, port, lines = cluster(prefill_url="http://127.0.0.1:9")
-    status, _, data = call(port, "/v1/completions", COMPLETION)
+    _prefill, decode, port, lines = cluster(prefill_url="http://127.0.0.1:9")
+    status, _ctype, data = call(port, "/v1/completions", COMPLETION)
     assert status == 502
     assert error_of(data)["message"].startswith(
         "prefill on pd-prefill (http://127.0.0.1:9) failed:"
@@ -277,8 +277,8 @@ def test_a_prefill_node_that_is_down_is_a_502_naming_it(cluster):
 
 def test_a_prefill_5xx_is_a_502_with_its_answer_a_4xx_is_the_clients_own(cluster):
     broken = Upstream({"status": 500, "content_type": "application/json", "body": '{"e": "boom"}'})
-    _, decode, port, _ = cluster(prefill=broken)
-    status, _, data = call(port, "/v1/completions", COMPLETION)
+    _prefill, decode, port, _log = cluster(prefill=broken)
+    status, _ctype, data = call(port, "/v1/completions", COMPLETION)
     assert status == 502 and 'answered HTTP 500: {"e": "boom"}' in error_of(data)["message"]
     broken.answer = {"status": 400, "content_type": "application/json", "body": '{"bad": 1}'}
     assert call(port, "/v1/completions", COMPLETION) == (400, "application/json", b'{"bad": 1}')
@@ -289,20 +289,20 @@ def test_a_prefill_answer_pointing_elsewhere_never_reaches_decode(cluster):
     answer = json.loads(recorded("prefill_completion")["body"])
     answer["kv_transfer_params"]["remote_host"] = "10.231.17.30"
     liar = Upstream({**recorded("prefill_completion"), "body": json.dumps(answer)})
-    _, decode, port, _ = cluster(prefill=liar)
-    status, _, data = call(port, "/v1/completions", COMPLETION)
+    _prefill, decode, port, _log = cluster(prefill=liar)
+    status, _ctype, data = call(port, "/v1/completions", COMPLETION)
     assert status == 502 and "handed out the side channel 10.231.17.30:5600" in data.decode()
     assert decode.requests == []
 
 
 def test_a_decode_node_that_is_down_or_failing_is_a_502_naming_it(cluster):
-    _, _, port, _ = cluster(decode_url="http://127.0.0.1:9")
-    status, _, data = call(port, "/v1/completions", COMPLETION)
+    _prefill, _decode, port, _log = cluster(decode_url="http://127.0.0.1:9")
+    status, _ctype, data = call(port, "/v1/completions", COMPLETION)
     assert status == 502 and error_of(data)["message"].startswith("decode on pd-decode")
 
 
 def test_bad_requests_paths_and_methods(cluster):
-    prefill, _, port, _ = cluster()
+    prefill, _decode, port, _log = cluster()
     assert call(port, "/v1/completions", None, raw=b"not json")[0] == 400
     assert call(port, "/v1/completions", None, raw=b"[1]")[0] == 400
     assert call(port, "/v1/embeddings", COMPLETION)[0] == 404
