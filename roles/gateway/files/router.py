@@ -80,9 +80,18 @@ def parse_request(raw):
 
 
 def strip(body):
-    """The client's request without ``kv_transfer_params`` (a copy), and whether it had any."""
+    """The client's request without ``kv_transfer_params`` (a copy), and whether it had any.
+
+    vLLM also takes them from ``vllm_xargs`` (its extra sampling arguments, where a top-level
+    ``kv_transfer_params`` overrides them): dropped there too.
+    """
     clean = {k: v for k, v in body.items() if k != "kv_transfer_params"}
-    return clean, "kv_transfer_params" in body
+    stripped = "kv_transfer_params" in body
+    xargs = body.get("vllm_xargs")
+    if isinstance(xargs, dict) and "kv_transfer_params" in xargs:
+        clean["vllm_xargs"] = {k: v for k, v in xargs.items() if k != "kv_transfer_params"}
+        stripped = True
+    return clean, stripped
 
 
 def prefill_request(body):

@@ -172,6 +172,15 @@ def test_strip_drops_the_clients_kv_transfer_params_and_keeps_the_rest():
     clean, had = router.strip({**COMPLETION, "kv_transfer_params": HOSTILE})
     assert had and clean == COMPLETION
     assert router.strip(COMPLETION) == (COMPLETION, False)
+    # vLLM 0.32 reads them from vllm_xargs too (protocol.py to_sampling_params: extra_args)
+    xargs = {"kv_transfer_params": "x", "other": 1}
+    clean, had = router.strip({**COMPLETION, "vllm_xargs": xargs})
+    assert had and clean == {**COMPLETION, "vllm_xargs": {"other": 1}}
+    assert xargs == {"kv_transfer_params": "x", "other": 1}  # the client's dict, untouched
+    assert router.strip({**COMPLETION, "vllm_xargs": {"a": 1}}) == (
+        {**COMPLETION, "vllm_xargs": {"a": 1}},
+        False,
+    )
 
 
 def test_prefill_request_is_one_token_not_streamed_with_the_blocks_kept_for_decode():
