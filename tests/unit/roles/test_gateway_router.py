@@ -310,6 +310,26 @@ def test_a_decode_node_that_is_down_or_failing_is_a_502_naming_it(cluster):
     assert status == 502 and error_of(data)["message"].startswith("decode on pd-decode")
 
 
+def test_a_decode_that_could_not_load_the_kv_is_a_502_with_vllms_answer(cluster):
+    # decode_error: vLLM's 500 when its NIXL handshake with the prefill node's side channel got
+    # no answer within vLLM's 5 s (kv_load_failure_policy fail), as recorded.
+    failing = Upstream(recorded("decode_error"))
+    _prefill, _decode, port, lines = cluster(decode=failing)
+    status, ctype, data = call(port, "/v1/completions", COMPLETION)
+    assert status == 502 and ctype == "application/json"
+    message = error_of(data)["message"]
+    assert message.startswith("decode on pd-decode (") and "answered HTTP 500" in message
+    assert "Internal server error" in message and logged(lines)["status"] == 502
+
+
+def test_a_prefill_4xx_of_vllm_goes_back_as_vllm_wrote_it(cluster):
+    wrong = Upstream(recorded("prefill_error"))
+    _prefill, decode, port, _log = cluster(prefill=wrong)
+    status, ctype, data = call(port, "/v1/completions", {**COMPLETION, "model": "no-such-model"})
+    assert (status, ctype) == (404, "application/json")
+    assert data == recorded("prefill_error")["body"].encode() and decode.requests == []
+
+
 def test_bad_requests_paths_and_methods(cluster):
     prefill, _decode, port, _log = cluster()
     assert call(port, "/v1/completions", None, raw=b"not json")[0] == 400
