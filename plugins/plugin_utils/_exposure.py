@@ -298,6 +298,24 @@ class _Judge:
                 "hardened-vllm-stage.service) or move it off cluster_ports.stage"
             )
             return entry
+        router = ((self.plan.get("api") or {}).get("router") or {}).get("port")
+        if (
+            sock["protocol"] == "tcp"
+            and router is not None
+            and sock["port"] == router
+            and not sock["loopback"]
+        ):
+            entry.update(
+                verdict="violation",
+                reason=f"listens beyond loopback on the plan's router port {router}, where only "
+                "the disaggregated router may listen, on 127.0.0.1 behind the gateway (it "
+                "takes requests without a key)",
+            )
+            entry["_violations"].append(
+                f"{self._name(sock)}: {entry['reason']}; stop whatever listens there, or "
+                "move it off cluster_ports.router"
+            )
+            return entry
         if sock["loopback"] or sock.get("interface") == "lo":
             entry.update(verdict="ok", reason="bound to loopback: not reachable from the network")
             return entry

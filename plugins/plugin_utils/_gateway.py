@@ -33,6 +33,8 @@ PEM_CERT = "-----BEGIN CERTIFICATE-----"
 PEM_KEY = re.compile(r"-----BEGIN (EC |RSA |ENCRYPTED )?PRIVATE KEY-----")
 HTTP2_ON = (1, 25, 1)  # nginx >= 1.25.1: `http2 on;`; before: `listen ... ssl http2`
 GENERATE = "generate"  # gateway_tls_source: the private CA on the controller
+# disaggregated: the tenant of the router's own key; its requests go straight to vLLM.
+ROUTER_TENANT = "hv-router"
 
 
 class GatewayInvalid(Refused):
@@ -55,6 +57,7 @@ def gateway_config(plan, settings):
     tls = _tls(host, settings, problems)
     limits = _limits(host, settings, problems)
     names = _names(host, settings.get("server_names"), problems)
+    router = _router(host, api.get("router"), settings, tenants, tls, problems)
     if problems:
         raise GatewayInvalid(problems)
     address = api["address"]
@@ -78,7 +81,68 @@ def gateway_config(plan, settings):
         "socket_group": api["socket_group"],
         "tenants": tenants,
         "tls": tls,
+        "router": router,
         **limits,
+    }
+
+
+def _router(host, planned, settings, tenants, tls, problems):
+    """disaggregated: the router the gateway sends the generation routes to, else None.
+
+    What the role renders into the router's configuration (no key); the key is checked like
+    a client key and must be no client's.
+    """
+    if not planned:
+        return None
+    key = settings.get("router_key")
+    if ROUTER_TENANT in tenants:
+        problems.add(
+            host,
+            "gateway_keys",
+            f"the tenant name {ROUTER_TENANT} is the router's own (disaggregated)",
+            "give that client key another name",
+        )
+    if (
+        not isinstance(key, str)
+        or len(key) < KEY_MIN
+        or len(key) > KEY_MAX
+        or not KEY.fullmatch(key)
+    ):
+        problems.add(
+            host,
+            "gateway_router_key",
+            f"must be {KEY_MIN}-{KEY_MAX} letters, digits or ._~+/=- (the router's key to the "
+            "nodes' gateways)",
+            "leave it unset (a random key kept in gateway_tls_ca_dir on the controller) or set "
+            "one random key for the whole cluster, vaulted",
+        )
+    elif any(
+        key.lower() == (k.get("key") or "").lower()
+        for k in settings.get("keys") or []
+        if isinstance(k, Mapping) and isinstance(k.get("key"), str)
+    ):
+        problems.add(
+            host,
+            "gateway_router_key",
+            "equals a client key of gateway_keys (ignoring case)",
+            "give the router a key of its own; a client holding it would reach vLLM without "
+            "the router",
+        )
+    if tls["mutual"]:
+        problems.add(
+            host,
+            "gateway_client_ca",
+            "mutual TLS with the disaggregated router: the router holds no client certificate "
+            "for the other nodes' gateways",
+            "leave gateway_client_ca empty for this topology",
+        )
+    return {
+        "address": planned["address"],
+        "port": planned["port"],
+        "routes": list(planned["routes"]),
+        "prefill": [dict(n) for n in planned["prefill"]],
+        "decode": [dict(n) for n in planned["decode"]],
+        "tenant": ROUTER_TENANT,
     }
 
 

@@ -22,6 +22,7 @@ from ansible_collections.hardened.vllm.plugins.module_utils._plan_contract impor
     SCHEMA_VERSION,
     Problems,
     Refused,
+    bracket,
 )
 from ansible_collections.hardened.vllm.plugins.plugin_utils import _api_routes
 from ansible_collections.hardened.vllm.plugins.plugin_utils._addresses import (
@@ -56,7 +57,13 @@ DEFAULT_PORTS = {
     # hardened.vllm.vllm's stage: the seeder serves the wheelhouse and the model to its peers on
     # this port of its cluster address while they fetch them, never afterwards (verify checks).
     "stage": 29590,
+    "router": 8100,
 }
+# The prefill/decode router of a disaggregated cluster (hardened.vllm.gateway): on loopback of
+# every API node, behind that node's gateway, for these routes; every other inference route
+# would reach vLLM with the client's kv_transfer_params, so the plan refuses it there.
+ROUTER_ADDRESS = "127.0.0.1"
+ROUTER_ROUTES = ("/v1/chat/completions", "/v1/completions")
 # Where vLLM's own API listens on nodes that serve it: a unix socket that only the gateway
 # (hardened.vllm.gateway, a member of the group) may open. The plan's api address and port are
 # the gateway's: TLS, keys, the route allowlist and the monitoring audience are enforced there.
@@ -154,6 +161,7 @@ def compute_plans(hosts, settings):
     )
     monitoring = _monitoring(cfg["cluster_monitoring_cidrs"], problems, acks)
     routes = _routes(cfg["cluster_api_routes"], cfg["cluster_api_accept_routes"], problems)
+    _check_router_routes(topology, routes, problems)
     admins = _audience(
         cfg["cluster_admin_cidrs"],
         "cluster_admin_cidrs",
@@ -500,6 +508,22 @@ def _routes(raw, raw_accepted, problems):
                 "remove the stale acknowledgement, or add the route to cluster_api_routes",
             )
     return sorted(allowed)
+
+
+def _check_router_routes(topology, routes, problems):
+    """disaggregated: inference goes through the router, which knows only ROUTER_ROUTES."""
+    if topology != "disaggregated":
+        return
+    for path in routes:
+        if _api_routes.kind_of(path) == "inference" and path not in ROUTER_ROUTES:
+            problems.add(
+                None,
+                "cluster_api_routes",
+                f"{path} is an inference route the disaggregated router does not drive (it "
+                f"routes {' and '.join(ROUTER_ROUTES)}): it would reach one node's vLLM with "
+                "the client's kv_transfer_params",
+                "remove it from cluster_api_routes for this topology",
+            )
 
 
 def _unvetted(path, kind):
@@ -988,6 +1012,7 @@ class _Shared:
 
     def __init__(self, nodes, networks, ports, clients, monitoring, admins, extra, allowances):
         self.nodes, self.ports = nodes, ports
+        self.router_nodes = None  # disaggregated: the router's node lists, built once
         self.networks = [str(n) for n in networks]
         self.audiences = {
             "clients": split_families(clients),
@@ -1081,6 +1106,8 @@ def _prefix(version, start, length):
 def _plan(name, node, shared, topology, lay, routes, cfg):
     ip, iface, ports = node["ip"], node["iface"], shared.ports
     api = _api(node, ports, routes) if lay["serves_api"] else None
+    if api and topology == "disaggregated":
+        api["router"] = _router(shared, routes)
     internal = sorted({ports[k] for k in lay["internal"]})
     exposure = [{"name": "ssh", "proto": "tcp", "port": ports["ssh"], "audience": "admins"}]
     if api:
@@ -1150,6 +1177,31 @@ def _api(node, ports, routes):
         "socket_group": API_SOCKET_GROUP,
     }
     return api
+
+
+def _router(shared, routes):
+    """Where this API node's router listens (loopback), what it routes, and to which nodes.
+
+    Each prefill and decode node is reached through its gateway (the address the gateway's
+    certificate names, the API port); a prefill node's answer must name its own side channel.
+    """
+    if shared.router_nodes is None:
+        nodes, port = {"prefill": [], "decode": []}, shared.ports["api"]
+        for name, node in shared.nodes.items():
+            api = node["api"]
+            address = str(node["ip"] if str(api) in ("0.0.0.0", "::") else api)
+            entry = {"host": name, "url": f"https://{bracket(address)}:{port}"}
+            if node["role"] == "prefill":
+                entry.update(kv_host=str(node["ip"]), kv_port=shared.ports["nixl"])
+            nodes[node["role"]].append(entry)
+        shared.router_nodes = nodes
+    return {
+        "address": ROUTER_ADDRESS,
+        "port": shared.ports["router"],
+        "routes": [p for p in routes if p in ROUTER_ROUTES],
+        "prefill": [dict(e) for e in shared.router_nodes["prefill"]],
+        "decode": [dict(e) for e in shared.router_nodes["decode"]],
+    }
 
 
 def _cluster_addresses(node):

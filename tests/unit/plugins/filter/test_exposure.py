@@ -182,6 +182,28 @@ def test_a_listener_on_the_stage_port_after_the_install_is_a_violation():
     assert judge("firewall", [sock("udp", "10.0.0.11", 29590)])["ok"]
 
 
+def test_the_router_port_is_loopback_only_where_the_plan_has_a_router():
+    # disaggregated: the router takes requests without a key, behind the gateway; any listener
+    # on its port beyond loopback is a violation, even one only peers could reach.
+    hosts = {
+        "p": {"ansible_facts": facts("10.0.0.11"), "cluster_node_role": "prefill"},
+        "d": {"ansible_facts": facts("10.0.0.12"), "cluster_node_role": "decode"},
+    }
+    plan = PlanFilters().filters()["cluster_plan"](
+        hosts, list(hosts), {**SETTINGS, "cluster_topology": "disaggregated"}
+    )["p"]
+    assert plan["api"]["router"]["address"] == "127.0.0.1" and plan["ports"]["router"] == 8100
+    assert judge("firewall", [sock("tcp", "127.0.0.1", 8100)], plan)["ok"]
+    for address in ("10.0.0.11", "0.0.0.0", "::"):
+        verdict = judge("firewall", [sock("tcp", address, 8100)], plan)
+        assert not verdict["ok"] and len(verdict["violations"]) == 1, address
+        assert "router port 8100" in entry(verdict, 8100)["reason"]
+    # UDP on that number, and plans without a router (every other topology), as before.
+    assert judge("firewall", [sock("udp", "10.0.0.11", 8100)], plan)["ok"]
+    assert PLAN["api"].get("router") is None and PLAN["ports"]["router"] == 8100
+    assert judge("firewall", [sock("tcp", "10.0.0.11", 8100)])["ok"]
+
+
 def test_plan_stricter_than_the_ruleset_is_a_violation():
     # The firewall admits 192.0.2.0/24 to the API; a plan with one client makes the rest others.
     plan = plans(cluster_client_cidrs=["192.0.2.66/32"])["node1"]

@@ -326,3 +326,123 @@ def test_unit_requires_the_firewall_checks_config_and_reloads_gracefully():
     assert "ProtectSystem=strict" in text and "NoNewPrivileges=yes" in text
     free = render("gateway.service.j2", config(), gateway_firewall_unit="")
     assert "Requires=" not in free
+
+
+# --- disaggregated: the router behind the gateway ------------------------------------------
+
+ROUTER_KEY = "r" * 40
+
+
+def pd_plans(**settings):
+    def facts(ipv4):
+        data = copy.deepcopy(FACTS)
+        data["eth0"]["ipv4"]["address"] = ipv4
+        return data
+
+    hosts = {
+        "pre1": {"ansible_facts": facts("10.0.0.11"), "cluster_node_role": "prefill"},
+        "dec1": {"ansible_facts": facts("10.0.0.12"), "cluster_node_role": "decode"},
+        "dec2": {"ansible_facts": facts("10.0.0.13"), "cluster_node_role": "decode"},
+    }
+    cluster = {
+        "cluster_topology": "disaggregated",
+        "cluster_network": ["10.0.0.0/24"],
+        "cluster_client_cidrs": ["192.0.2.0/24"],
+        **settings,
+    }
+    return PlanFilters().filters()["cluster_plan"](hosts, list(hosts), cluster)
+
+
+def pd_config(host="dec1", **overrides):
+    return gateway_config(pd_plans()[host], {**SETTINGS, "router_key": ROUTER_KEY, **overrides})
+
+
+def test_other_topologies_have_no_router_and_render_as_before():
+    assert config()["router"] is None
+    text = render("nginx.conf.j2", config())
+    assert "hv_router" not in text and "$hv_generate" not in text
+    assert "limit_req_zone $hv_tenant zone=hv_rate" in text
+    assert "hv-router" not in render("keys.conf.j2", config())
+
+
+def test_the_plan_gives_every_api_node_a_loopback_router_over_all_prefill_and_decode_nodes():
+    router = pd_config("pre1")["router"]
+    assert router == {
+        "address": "127.0.0.1",
+        "port": 8100,
+        "routes": ["/v1/chat/completions", "/v1/completions"],
+        "prefill": [
+            {
+                "host": "pre1",
+                "url": "https://10.0.0.11:8000",
+                "kv_host": "10.0.0.11",
+                "kv_port": 5600,
+            }
+        ],
+        "decode": [
+            {"host": "dec1", "url": "https://10.0.0.12:8000"},
+            {"host": "dec2", "url": "https://10.0.0.13:8000"},
+        ],
+        "tenant": "hv-router",
+    }
+    assert pd_config("dec2")["router"] == router
+
+
+def test_generation_routes_go_to_the_router_only_the_routers_key_reaches_vllm_unlimited():
+    text = render("nginx.conf.j2", pd_config(), gateway_router_key=ROUTER_KEY)
+    found = locations(text)
+    for path in ("/v1/completions", "/v1/chat/completions"):
+        assert f"proxy_pass http://$hv_generate{path}$is_args$args;" in found[f"= {path}"]
+    assert "proxy_pass http://hv_vllm/v1/models$is_args$args;" in found["= /v1/models"]
+    assert "server 127.0.0.1:8100;" in text
+    generate = text[text.index("map $hv_tenant $hv_generate") :].split("}")[0]
+    assert "default hv_router;" in generate and '"hv-router" hv_vllm;' in generate
+    assert "limit_req_zone $hv_limited_tenant zone=hv_rate" in text
+    limited = text[text.index("map $hv_tenant $hv_limited_tenant") :].split("}")[0]
+    assert '"hv-router" "";' in limited
+    keys = render("keys.conf.j2", pd_config(), gateway_router_key=ROUTER_KEY)
+    assert f'"Bearer {ROUTER_KEY}" hv-router;' in keys
+    assert f'"~^hv\\-router Bearer {ROUTER_KEY}$" hv-router;' in keys
+
+
+def test_the_router_key_tenant_and_mutual_tls_are_checked():
+    def refused(**overrides):
+        with pytest.raises(AnsibleFilterError) as err:
+            pd_config(**overrides)
+        return str(err.value)
+
+    assert "variable gateway_router_key: must be 32-200" in refused(router_key="short")
+    assert "variable gateway_router_key: equals a client key" in refused(router_key=KEY_B.upper())
+    taken = refused(keys=[{"name": "hv-router", "key": KEY_A}])
+    assert "the tenant name hv-router is the router's own" in taken
+    assert "mutual TLS with the disaggregated router" in refused(
+        client_ca="-----BEGIN CERTIFICATE-----"
+    )
+
+
+def test_inference_routes_the_router_does_not_drive_are_refused_in_disaggregated():
+    with pytest.raises(AnsibleFilterError) as err:
+        pd_plans(cluster_api_routes=["/v1/completions", "/v1/embeddings", "/v1/models"])
+    assert "/v1/embeddings is an inference route the disaggregated router does not drive" in str(
+        err.value
+    )
+    assert plans(cluster_api_routes=["/v1/embeddings"])["node1"]["api"]["routes"][0]["path"] == (
+        "/v1/embeddings"
+    )
+
+
+def test_router_unit_runs_unprivileged_confined_after_the_firewall():
+    text = render(
+        "router.service.j2",
+        pd_config(),
+        gateway_router_user="vllm-router",
+        __gateway_router_lib="/usr/local/libexec/hardened-vllm/router.py",
+        __gateway_router_dir="/etc/hardened-vllm/router",
+    )
+    assert "User=vllm-router" in text and "Requires=hardened-vllm-firewall.service" in text
+    assert "CapabilityBoundingSet=\n" in text and "NoNewPrivileges=yes" in text
+    assert "ProtectSystem=strict" in text and "SystemCallFilter=@system-service" in text
+    assert (
+        "ExecStart=/usr/bin/python3 -I /usr/local/libexec/hardened-vllm/router.py "
+        "/etc/hardened-vllm/router/router.json"
+    ) in text
