@@ -1,21 +1,19 @@
 #!/usr/bin/env bash
-# Every Molecule scenario (make molecule, make test), one after another in one lane (the
-# default: HV_MOLECULE_LANES=1, output on the terminal too), or in two lanes side by side
-# (HV_MOLECULE_LANES=2; run for real on multi_node beside cluster_plan, not yet on a whole
-# make test, so CI keeps one lane):
-#   tests/molecule.sh "HEAVY SCENARIOS" "OTHER SCENARIOS" "MATRIX SCENARIOS" "SUITES"
-# In two lanes the scenarios that run vLLM (the first list) go one after another in one lane,
-# all the others one after another in the second: vLLM's start-up leaves the controller idle for minutes, the
-# light scenarios are mostly controller work, and no two scenarios share a container, network
-# or port (each has its own names and subnet). MATRIX scenarios run once per suite, the others
-# on the first suite only. Each scenario's output goes to .build/molecule/SCENARIO-SUITE.log
-# (the stage line names it); a lane stops at its first failure, the other lane starts nothing
-# new after it (HV_MOLECULE_KEEP_GOING=1: both lanes go on, to see every failure), and each
-# failed scenario's log tail is printed.
+# Every Molecule scenario (make molecule, make test), in two lanes side by side (the default:
+# HV_MOLECULE_LANES=2) or one after another in one lane (HV_MOLECULE_LANES=1, output on the
+# terminal too):
+#   tests/molecule.sh "FIRST LANE" "SECOND LANE" "MATRIX SCENARIOS" "SUITES"
+# The Makefile balances the lanes: two vLLM scenarios in the first (LANE_ONE), the third and then
+# the light ones in the second. vLLM's start-up leaves the controller idle for minutes, and no two
+# scenarios share a container, network or port (each has its own names and subnet). MATRIX
+# scenarios run once per suite, the others on the first suite only. Each scenario's output goes to
+# .build/molecule/SCENARIO-SUITE.log (the stage line names it); a lane stops at its first failure,
+# the other lane starts nothing new after it (HV_MOLECULE_KEEP_GOING=1: both lanes go on, to see
+# every failure), and each failed scenario's log tail is printed.
 set -uo pipefail
 
-[ $# -eq 4 ] || { echo "usage: tests/molecule.sh HEAVY OTHER MATRIX SUITES" >&2; exit 2; }
-heavy=$1 other=$2 matrix=$3 suites=$4
+[ $# -eq 4 ] || { echo "usage: tests/molecule.sh FIRST SECOND MATRIX SUITES" >&2; exit 2; }
+first=$1 second=$2 matrix=$3 suites=$4
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 logs=$repo/.build/molecule
 stop=$logs/.failed
@@ -28,7 +26,7 @@ lane() {
     for suite in $suites; do
       [ -e "$stop" ] && [ "${HV_MOLECULE_KEEP_GOING:-}" != 1 ] && return 1
       log=$logs/$scenario-$suite.log
-      if [ "${HV_MOLECULE_LANES:-1}" = 1 ]; then
+      if [ "${HV_MOLECULE_LANES:-2}" = 1 ]; then
         HV_NODE_IMAGE=localhost/hardened-vllm-node:$suite \
           "$repo/tests/stage.sh" "molecule-$scenario-$suite" molecule test -s "$scenario" 2>&1 | tee "$log"
         rc=${PIPESTATUS[0]}
@@ -47,20 +45,20 @@ lane() {
   done
 }
 
-if [ "${HV_MOLECULE_LANES:-1}" = 1 ]; then
+if [ "${HV_MOLECULE_LANES:-2}" = 1 ]; then
   # shellcheck disable=SC2086  # the lists are word lists
-  lane $heavy $other
+  lane $first $second
   rc=$?
 else
   # shellcheck disable=SC2086
-  lane $heavy &
-  heavy_pid=$!
+  lane $first &
+  first_pid=$!
   # shellcheck disable=SC2086
-  lane $other &
-  other_pid=$!
+  lane $second &
+  second_pid=$!
   rc=0
-  wait "$heavy_pid" || rc=1
-  wait "$other_pid" || rc=1
+  wait "$first_pid" || rc=1
+  wait "$second_pid" || rc=1
 fi
 if [ -e "$stop" ]; then
   while read -r failed; do

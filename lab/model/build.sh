@@ -21,9 +21,12 @@ die() { echo "lab/model/build.sh: $*" >&2; exit 1; }
 [ -x "$uv" ] || command -v "$uv" >/dev/null || die "no uv at $uv: run tests/setup.sh (make setup)"
 key=$({ cat "$here/make_model.py"; echo "tokenizers==$tokenizers_version"; } | sha256sum | cut -c1-12)
 model=$root/tiny-llama-$key
+mkdir -p "$root"
+# One maker at a time (two Molecule lanes prepare at once): the second waits, then finds the model.
+exec 9>"$root/.build.lock"
+flock 9
 if [ ! -f "$model/config.json" ]; then
   venv=$root/venv-tokenizers-$tokenizers_version
-  mkdir -p "$root"
   if [ ! -x "$venv/bin/python" ]; then
     "$uv" venv --quiet --python python3 "$venv.tmp"
     "$uv" pip install --quiet --python "$venv.tmp/bin/python" "tokenizers==$tokenizers_version"

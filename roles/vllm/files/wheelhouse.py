@@ -15,13 +15,15 @@ packages are dropped from the resolution (an override whose marker never matches
 
 Prints one JSON object: path, archive, key, built (false when it came from the cache), and
 sha256, the archive's digest (hashed once, kept in DIR/<name>-<key>.tar.sha256), which every
-node checks before it unpacks the archive.
+node checks before it unpacks the archive. Concurrent runs for the same key build it once
+(an empty DIR/.<name>-<key>.lock, kept).
 Python 3 standard library only; needs uv and pip (the controller's Ansible venv has both).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -219,7 +221,14 @@ def main(argv=None):
             f"no wheelhouse {final}.tar on the controller; build it (vllm_wheelhouse_build: true)"
         )
     if built:
-        build(args, key, final)
+        # One builder per key: a second run (another Molecule lane, another user) waits here,
+        # then finds the archive the first one wrote and takes it from the cache.
+        lock_path = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.lock")
+        with open(lock_path, "w", encoding="utf-8") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            built = not os.path.isfile(f"{final}.tar")
+            if built:
+                build(args, key, final)
     wheels = sorted(n for n in os.listdir(final) if n.endswith(".whl"))
     uv_wheel = next((n for n in wheels if n.startswith("uv-")), None)
     print(

@@ -11,6 +11,8 @@ import importlib.util
 import json
 import os
 import tarfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -114,6 +116,36 @@ def test_the_second_call_reuses_the_cache(tmp_path, capsys, recorder):
     assert not again["built"] and again["key"] == first["key"] and len(recorder) == calls
 
 
+def test_two_concurrent_runs_build_the_same_key_once(tmp_path, capsys, recorder, monkeypatch):
+    # Two Molecule lanes (or two users) asking for one wheelhouse at once: the second waits
+    # on DIR/.<name>-<key>.lock and takes the first one's archive from the cache.
+    slow_run = wh.run
+
+    def run(argv, what):
+        time.sleep(0.2)  # the first build is still downloading when the second one starts
+        return slow_run(argv, what)
+
+    monkeypatch.setattr(wh, "run", run)
+    errors = []
+
+    def call():
+        try:
+            wh.main(["--cache-root", str(tmp_path), *ARGS])
+        except Exception as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    outs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(out["built"] for out in outs) == [False, True]
+    assert len([argv for argv in recorder if argv[1:3] == ["pip", "compile"]]) == 1
+    assert outs[0]["sha256"] == outs[1]["sha256"]
+
+
 def test_the_key_follows_the_pins_not_the_order(tmp_path):
     base = ["--cache-root", str(tmp_path), *ARGS]
 
@@ -139,7 +171,9 @@ def test_an_excluded_package_in_the_lock_fails_and_leaves_nothing(tmp_path, reco
     recorder.lock = LOCK + "triton==3.9.0 \\\n    --hash=sha256:cc\n"
     with pytest.raises(wh.WheelhouseError, match="excluded packages are still in the lock"):
         wh.main(["--cache-root", str(tmp_path), *ARGS])
-    assert os.listdir(tmp_path) == []
+    # Only the empty lock file stays (it is what a concurrent run waits on).
+    left = [n for n in os.listdir(tmp_path) if not (n.startswith(".") and n.endswith(".lock"))]
+    assert left == []
 
 
 def test_bad_glibc_is_refused(tmp_path):
