@@ -134,7 +134,7 @@ def test_two_concurrent_runs_build_the_same_key_once(tmp_path, capsys, recorder,
         except Exception as exc:  # reported by the assertion below
             errors.append(exc)
 
-    threads = [threading.Thread(target=call) for _ in range(2)]
+    threads = [threading.Thread(target=call), threading.Thread(target=call)]
     for thread in threads:
         thread.start()
     for thread in threads:
