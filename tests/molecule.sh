@@ -3,9 +3,9 @@
 # HV_MOLECULE_LANES=2) or one after another in one lane (HV_MOLECULE_LANES=1, output on the
 # terminal too):
 #   tests/molecule.sh "FIRST LANE" "SECOND LANE" "MATRIX SCENARIOS" "SUITES"
-# The Makefile balances the lanes: two vLLM scenarios in the first (LANE_ONE), the third and then
-# the light ones in the second. vLLM's start-up leaves the controller idle for minutes, and no two
-# scenarios share a container, network or port (each has its own names and subnet). MATRIX
+# The Makefile puts the scenarios that start vLLM in the first lane (LANE_ONE), the light ones in
+# the second: vLLM's start-up leaves the controller idle for minutes, and no two scenarios
+# share a container, network or port (each has its own names and subnet). MATRIX
 # scenarios run once per suite, the others on the first suite only. Each scenario's output goes to
 # .build/molecule/SCENARIO-SUITE.log (the stage line names it); a lane stops at its first failure,
 # the other lane starts nothing new after it (HV_MOLECULE_KEEP_GOING=1: both lanes go on, to see
