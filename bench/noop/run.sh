@@ -4,7 +4,8 @@
 # containers (no vLLM: site.yml --skip-tags vllm,gateway,nvidia_driver, the plan play always runs), N of them
 # (default 4), one data-parallel cluster, over SSH with the same forks. Order: site.yml once
 # (to converge), then ROUNDS (default 3) x (facts-only play, no-op site.yml); prints the
-# median of each, the ratio, and the no-op run's seconds per play.
+# median of each, the ratio, the no-op run's seconds per play, and the plan + firewall plays
+# against the verify play (the audit, which probes for real on every run).
 #
 #   bench/noop/run.sh [N]
 #
@@ -58,6 +59,15 @@ print(f"{n} nodes, forks {forks}, {rounds} rounds: facts-only play {f:.1f} s, no
       f"--skip-tags vllm,gateway,nvidia_driver {s:.1f} s (changed=0): ratio {s / f:.1f}x")
 last = load(f"noop-{rounds}")
 print("no-op run per play: " + ", ".join(f"{p} {t:.1f} s" for p, t in last["plays"] if t >= 0.05))
+# The split, median over the rounds: the plan and firewall plays (what a run re-checks before it
+# would change anything) against the verify play (the audit: real probes on every run, the
+# controller's wait verify_probe_timeout for every port that drops it).
+def part(run, audit):
+    return sum(t for p, t in run["plays"] if p.startswith("Prove the exposure") == audit)
+deploy = statistics.median(part(load(f"noop-{r}"), False) for r in range(1, rounds + 1))
+audit = statistics.median(part(load(f"noop-{r}"), True) for r in range(1, rounds + 1))
+print(f"of which plan + firewall plays {deploy:.1f} s ({deploy / f:.1f}x the facts-only play), "
+      f"verify play (the audit) {audit:.1f} s")
 PY
 if [ "${PROFILE:-}" = 1 ]; then
   echo "slowest tasks of the last no-op run:"
