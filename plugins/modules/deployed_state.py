@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: deployed_state
-short_description: Check in one call whether a role's files, units and packages are in place
+short_description: Check in one call whether what a role deploys is in place
 version_added: 0.3.0
 description:
   - Compares what a role would deploy with what is on the node, in one round trip, so that a run
@@ -20,6 +20,8 @@ description:
   - A unit is in place when systemd has loaded it from the file on disk (C(NeedDaemonReload=no)),
     C(UnitFileState) is C(enabled) for O(units[].enabled=true), and C(ActiveState) is C(active)
     for O(units[].active=true). One C(systemctl show) reads all units.
+  - Directories, links, users and groups are compared with what the role makes (kind, mode,
+    owner, target, primary group, shell, home).
   - A package is in place when C(dpkg-query) reports it installed (C(ii)). On a node without
     C(dpkg-query) no package counts as in place, so the role's own tasks run.
   - Anything that cannot be read counts as not in place. The module only ever says "in place"
@@ -60,8 +62,65 @@ options:
         type: str
         choices: [file, absent]
         default: file
+  links:
+    description: Symbolic links the role makes (a unit masked with a link to C(/dev/null)).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The link.
+        type: path
+        required: true
+      src:
+        description: What it must point to, exactly as the link holds it.
+        type: str
+        required: true
+  directories:
+    description: Directories the role makes.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The directory (a link to one does not count).
+        type: path
+        required: true
+      mode:
+        description: Its mode, in octal.
+        type: str
+      owner:
+        description: The owner's name.
+        type: str
+      group:
+        description: The group's name.
+        type: str
+  groups:
+    description: Groups that must exist.
+    type: list
+    elements: str
+    default: []
+  users:
+    description: Users that must exist, as the role makes them.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The user's name.
+        type: str
+        required: true
+      group:
+        description: The name of the user's primary group.
+        type: str
+      shell:
+        description: The login shell.
+        type: str
+      home:
+        description: The home directory.
+        type: str
   units:
-    description: systemd units the role installs.
+    description: systemd units the role installs (or keeps from running).
     type: list
     elements: dict
     default: []
@@ -71,11 +130,18 @@ options:
         type: str
         required: true
       enabled:
-        description: Whether the unit must be enabled (C(UnitFileState=enabled)).
+        description:
+          - V(true) - the unit must be enabled (C(UnitFileState=enabled)) and loaded from the file
+            on disk.
+          - V(false) - it must not be enabled (any other C(UnitFileState), C(masked) included).
         type: bool
         default: true
       active:
-        description: Whether the unit must be active (C(ActiveState=active)).
+        description:
+          - V(true) - the unit must be active (C(ActiveState=active)) and loaded from the file on
+            disk.
+          - V(false) - it must not be active or activating (a unit that is not found or is masked
+            counts as not active).
         type: bool
         default: true
   packages:
@@ -220,12 +286,70 @@ def file_state(entry):
     problems = []
     if found["checksum"] != (entry.get("checksum") or "").lower():
         problems.append(f"{path}: content differs")
+    return found, problems + owner_problems(path, entry, info)
+
+
+def link_problems(entry):
+    path = entry["path"]
+    try:
+        target = os.readlink(path)
+    except FileNotFoundError:
+        return [f"{path}: missing, to link to {entry['src']}"]
+    except OSError as error:
+        return [f"{path}: not a link to {entry['src']} ({error.strerror})"]
+    return [] if target == entry["src"] else [f"{path}: links to {target}, not {entry['src']}"]
+
+
+def directory_problems(entry):
+    path = entry["path"]
+    try:
+        info = os.lstat(path)
+    except OSError as error:
+        return [f"{path}: missing ({error.strerror})"]
+    if not stat.S_ISDIR(info.st_mode):
+        return [f"{path}: not a directory"]
+    return owner_problems(path, entry, info)
+
+
+def owner_problems(path, entry, info):
+    """What differs in mode, owner and group of an entry, against os.lstat's info."""
+    found = {
+        "mode": f"{stat.S_IMODE(info.st_mode):04o}",
+        "owner": _name(pwd.getpwuid, info.st_uid),
+        "group": _name(grp.getgrgid, info.st_gid),
+    }
+    problems = []
     if entry.get("mode") is not None and found["mode"] != f"{int(entry['mode'], 8):04o}":
         problems.append(f"{path}: mode {found['mode']}, not {entry['mode']}")
     for key in ("owner", "group"):
         if entry.get(key) is not None and found[key] != entry[key]:
             problems.append(f"{path}: {key} {found[key]}, not {entry[key]}")
-    return found, problems
+    return problems
+
+
+def user_problems(entry):
+    name = entry["name"]
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        return [f"user {name}: missing"]
+    problems = []
+    group = _name(grp.getgrgid, user.pw_gid)
+    if entry.get("group") is not None and group != entry["group"]:
+        problems.append(f"user {name}: primary group {group}, not {entry['group']}")
+    if entry.get("shell") is not None and user.pw_shell != entry["shell"]:
+        problems.append(f"user {name}: shell {user.pw_shell}, not {entry['shell']}")
+    if entry.get("home") is not None and user.pw_dir != entry["home"]:
+        problems.append(f"user {name}: home {user.pw_dir}, not {entry['home']}")
+    return problems
+
+
+def group_problems(name):
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return [f"group {name}: missing"]
+    return []
 
 
 def parse_units(text):
@@ -240,16 +364,38 @@ def parse_units(text):
 
 def unit_problems(entry, props):
     name = entry["name"]
-    if not props or props.get("LoadState") != "loaded":
-        return [f"{name}: not loaded ({(props or {}).get('LoadState', 'not read')})"]
+    if not props:
+        return [f"{name}: not read from systemctl"]
+    if not (entry["enabled"] or entry["active"]):
+        # Must not run: a unit that is not found or is masked qualifies.
+        problems = []
+        if entry["enabled"] is False and props.get("UnitFileState") == "enabled":
+            problems.append(f"{name}: enabled, to be left disabled")
+        if entry["active"] is False and props.get("ActiveState") in (
+            "active",
+            "activating",
+            "reloading",
+        ):
+            problems.append(f"{name}: ActiveState is {props.get('ActiveState')}, to be stopped")
+        return problems
+    if props.get("LoadState") != "loaded":
+        return [f"{name}: not loaded ({props.get('LoadState', 'not read')})"]
     problems = []
     if props.get("NeedDaemonReload") != "no":
         problems.append(f"{name}: its unit file changed since systemd loaded it")
     if entry["enabled"] and props.get("UnitFileState") != "enabled":
         state = props.get("UnitFileState") or "empty"
         problems.append(f"{name}: UnitFileState is {state}, not enabled")
+    elif entry["enabled"] is False and props.get("UnitFileState") == "enabled":
+        problems.append(f"{name}: enabled, to be left disabled")
     if entry["active"] and props.get("ActiveState") != "active":
         problems.append(f"{name}: ActiveState is {props.get('ActiveState')}, not active")
+    elif entry["active"] is False and props.get("ActiveState") in (
+        "active",
+        "activating",
+        "reloading",
+    ):
+        problems.append(f"{name}: ActiveState is {props.get('ActiveState')}, to be stopped")
     return problems
 
 
@@ -280,6 +426,38 @@ def main():
                 },
                 "required_if": [("state", "file", ("checksum",))],
             },
+            "links": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "path": {"type": "path", "required": True},
+                    "src": {"type": "str", "required": True},
+                },
+            },
+            "directories": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "path": {"type": "path", "required": True},
+                    "mode": {"type": "str"},
+                    "owner": {"type": "str"},
+                    "group": {"type": "str"},
+                },
+            },
+            "groups": {"type": "list", "elements": "str", "default": []},
+            "users": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "name": {"type": "str", "required": True},
+                    "group": {"type": "str"},
+                    "shell": {"type": "str"},
+                    "home": {"type": "str"},
+                },
+            },
             "units": {
                 "type": "list",
                 "elements": "dict",
@@ -297,6 +475,14 @@ def main():
     params = module.params
     differ, files, units, packages = [], {}, {}, {}
 
+    for name in params["groups"]:
+        differ += group_problems(name)
+    for entry in params["users"]:
+        differ += user_problems(entry)
+    for entry in params["directories"]:
+        differ += directory_problems(entry)
+    for entry in params["links"]:
+        differ += link_problems(entry)
     for entry in params["files"]:
         files[entry["path"]], problems = file_state(entry)
         differ += problems

@@ -107,7 +107,7 @@ def test_drifted_units_are_named_with_what_differs(tmp_path, node, capsys):
     ]
 
 
-def test_a_unit_that_need_not_run_or_be_enabled(tmp_path, node, capsys):
+def test_a_unit_that_must_not_run_nor_be_enabled(tmp_path, node, capsys):
     node(show="show-drifted.txt")
     out = ok(capsys, units=[{"name": WATCHDOG, "enabled": False, "active": False}])
     assert out["in_place"] is True
@@ -116,7 +116,7 @@ def test_a_unit_that_need_not_run_or_be_enabled(tmp_path, node, capsys):
 def test_a_unit_systemctl_did_not_report_is_not_in_place(tmp_path, node, capsys):
     node(show="show-in-place.txt")
     out = ok(capsys, units=[{"name": "other.service"}])
-    assert out["in_place"] is False and out["differ"] == ["other.service: not loaded (not read)"]
+    assert out["in_place"] is False and out["differ"] == ["other.service: not read from systemctl"]
 
 
 def test_files_that_differ_in_content_mode_owner_or_kind(tmp_path, node, capsys):
@@ -168,3 +168,71 @@ def test_a_file_entry_needs_a_checksum(tmp_path, node, capsys):
     node()
     code, out = run(capsys, files=[{"path": str(tmp_path / "x")}])
     assert code == 1 and "checksum" in out["msg"]
+
+
+def test_a_masked_unit_that_must_not_run_and_one_that_must(node, capsys):
+    node(show="show-masked.txt")
+    out = ok(
+        capsys,
+        units=[
+            {"name": "nginx.service", "enabled": False, "active": False},
+            {"name": "ssh.service"},
+        ],
+    )
+    assert out["in_place"] is True
+    out = ok(capsys, units=[{"name": "ssh.service", "enabled": False, "active": False}])
+    assert out["differ"] == [
+        "ssh.service: enabled, to be left disabled",
+        "ssh.service: ActiveState is active, to be stopped",
+    ]
+    out = ok(capsys, units=[{"name": "nginx.service"}])
+    assert out["differ"] == ["nginx.service: not loaded (masked)"]
+
+
+def test_links_directories_users_and_groups(tmp_path, node, capsys):
+    node()
+    (tmp_path / "masked").symlink_to("/dev/null")
+    (tmp_path / "elsewhere").symlink_to("/etc/hostname")
+    (tmp_path / "dir").mkdir(mode=0o711)
+    (tmp_path / "dir").chmod(0o711)
+    me = pwd.getpwuid(os.getuid())
+    good = ok(
+        capsys,
+        links=[{"path": str(tmp_path / "masked"), "src": "/dev/null"}],
+        directories=[
+            {"path": str(tmp_path / "dir"), "mode": "0711", "owner": OWNER, "group": GROUP}
+        ],
+        groups=[GROUP],
+        users=[{"name": OWNER, "group": GROUP, "shell": me.pw_shell, "home": me.pw_dir}],
+    )
+    assert good["in_place"] is True, good["differ"]
+    bad = ok(
+        capsys,
+        links=[
+            {"path": str(tmp_path / "elsewhere"), "src": "/dev/null"},
+            {"path": str(tmp_path / "none"), "src": "/dev/null"},
+            {"path": str(tmp_path / "dir"), "src": "/dev/null"},
+        ],
+        directories=[
+            {"path": str(tmp_path / "dir"), "mode": "0755"},
+            {"path": str(tmp_path / "masked")},
+            {"path": str(tmp_path / "none")},
+        ],
+        groups=["no-such-group-hv"],
+        users=[
+            {"name": "no-such-user-hv"},
+            {"name": OWNER, "shell": "/usr/sbin/nologin", "home": "/nonexistent"},
+        ],
+    )
+    assert bad["differ"] == [
+        "group no-such-group-hv: missing",
+        "user no-such-user-hv: missing",
+        f"user {OWNER}: shell {me.pw_shell}, not /usr/sbin/nologin",
+        f"user {OWNER}: home {me.pw_dir}, not /nonexistent",
+        f"{tmp_path}/dir: mode 0711, not 0755",
+        f"{tmp_path}/masked: not a directory",
+        f"{tmp_path}/none: missing (No such file or directory)",
+        f"{tmp_path}/elsewhere: links to /etc/hostname, not /dev/null",
+        f"{tmp_path}/none: missing, to link to /dev/null",
+        f"{tmp_path}/dir: not a link to /dev/null (Invalid argument)",
+    ]
