@@ -42,7 +42,14 @@ import subprocess
 import sys
 import time
 
-PROPERTIES = ("ActiveState", "SubState", "MainPID", "NRestarts", "InvocationID")
+PROPERTIES = (
+    "ActiveState",
+    "SubState",
+    "MainPID",
+    "NRestarts",
+    "InvocationID",
+    "ActiveEnterTimestampMonotonic",
+)
 ESTABLISHED = "01"
 
 
@@ -365,8 +372,24 @@ def watch(config, node):
 # --- the role's health wait ------------------------------------------------------------------
 
 
+def active_entered(props):
+    """When the unit last became active, on the clock of time.monotonic(); None if unknown.
+
+    systemd's ActiveEnterTimestampMonotonic is CLOCK_MONOTONIC in microseconds, the clock
+    time.monotonic() reads on Linux; 0 or missing when the unit never became active."""
+    try:
+        entered = int(props.get("ActiveEnterTimestampMonotonic") or 0)
+    except ValueError:
+        return None
+    return entered / 1e6 if entered > 0 else None
+
+
 def wait(config, node, timeout, settle=15):
-    """0 when healthy; else a message saying whether vLLM failed or is still starting."""
+    """0 when healthy; else a message saying whether vLLM failed or is still starting.
+
+    A unit without the API (a worker) is healthy once it has stayed active for ``settle``
+    seconds, counted from when systemd made it active: one that has served for hours (a run
+    with nothing to change) is healthy at once, one started by this run waits the full time."""
     start = node.now()
     first = node.show()
     restarts0 = int(first.get("NRestarts") or 0)
@@ -383,7 +406,11 @@ def wait(config, node, timeout, settle=15):
             if state == "active" and node.health():
                 return 0, f"{round(node.now() - start, 1)}"
         elif state == "active":
-            active_since = active_since if active_since is not None else node.now()
+            entered = active_entered(props)
+            if entered is not None and entered <= node.now():
+                active_since = entered
+            elif active_since is None:
+                active_since = node.now()
             if node.now() - active_since >= settle:
                 return 0, f"{round(node.now() - start, 1)}"
         else:

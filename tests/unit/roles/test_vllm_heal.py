@@ -278,6 +278,44 @@ def test_wait_for_a_worker_needs_its_unit_to_stay_active(tmp_path):
     assert rc == 0 and float(message) >= 15
 
 
+def test_a_worker_that_has_served_for_minutes_is_healthy_at_once(tmp_path):
+    """A run with nothing to change: the recorded unit became active long before the wait."""
+    node = FakeNode()
+    node.props = heal.parse_show((FIXTURES / "worker-show.txt").read_text())
+    node.clock = 58828.53  # /proc/uptime right after the recording (README)
+    assert heal.active_entered(node.props) == pytest.approx(57677.432088)
+    rc, message = heal.wait(config(tmp_path, False), node, 900)
+    assert rc == 0 and message == "0.0" and node.slept == []
+
+
+def test_a_worker_started_moments_ago_waits_out_the_rest_of_the_settle_time(tmp_path):
+    node = FakeNode()
+    node.props = {**node.props, "ActiveEnterTimestampMonotonic": str(int((node.clock - 5) * 1e6))}
+    rc, message = heal.wait(config(tmp_path, False), node, 900)
+    assert rc == 0 and 10 <= float(message) < 15
+
+
+def test_a_worker_restarted_during_the_wait_settles_again_from_its_new_start(tmp_path):
+    class Restarted(FakeNode):
+        """Active for 10 s when the wait starts; systemd starts it again 4 s later."""
+
+        def show(self):
+            entered = 990 if self.clock < 1004 else 1004
+            return {**self.props, "ActiveEnterTimestampMonotonic": str(entered * 1_000_000)}
+
+    rc, message = heal.wait(config(tmp_path, False), Restarted(), 900)
+    assert rc == 0 and float(message) >= 19  # 15 s after the new start at 1004, not at 995
+
+
+def test_an_unknown_or_unset_start_time_counts_from_the_first_active_sight(tmp_path):
+    for value in ("0", "", "n/a"):
+        node = FakeNode()
+        node.props = {**node.props, "ActiveEnterTimestampMonotonic": value}
+        assert heal.active_entered(node.props) is None
+        rc, message = heal.wait(config(tmp_path, False), node, 900)
+        assert rc == 0 and float(message) >= 15
+
+
 def test_wait_ends_at_once_when_the_unit_failed(tmp_path):
     node = FakeNode()
     node.props = {**node.props, "ActiveState": "failed", "NRestarts": "5"}
