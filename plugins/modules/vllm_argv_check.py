@@ -68,6 +68,18 @@ options:
     description: Seconds the parse may take (importing vLLM takes 10-30 s on a loaded host).
     type: int
     default: 300
+  cache:
+    description:
+      - A file on the node (root's, mode 0600) that remembers the last parse that passed.
+      - Its key is a SHA-256 of everything the verdict depends on - the arguments, the
+        environment's names and values, the sources, the host, this module's parser and judge,
+        and the identity (inode, modification time) of the interpreter and of its environment's
+        C(site-packages) and C(vllm) package directories, which change when packages are
+        installed or removed. When the key matches, the stored answer is returned without
+        importing vLLM (a run with nothing to change); anything else parses again.
+      - Only a parse without problems is stored, never in check mode, and never a secret (the
+        key is a digest). Not set, every call parses.
+    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -111,8 +123,16 @@ warnings_seen:
   type: list
   elements: str
   sample: ["argument 'disable_log_requests' is deprecated"]
+cached:
+  description: Whether the answer came from O(cache) (the same inputs passed) without a parse.
+  returned: success
+  type: bool
+  sample: true
 """
 
+import glob
+import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -161,6 +181,75 @@ def run_parse(python, checks, env, timeout):
         return None, proc
 
 
+def installed_identity(python):
+    """Inode and mtime of the interpreter and of its environment's package directories.
+
+    Installing, upgrading or removing a package renames or adds entries in site-packages (and
+    rewrites vllm/ when vLLM itself changes), so these change with what the parser would import.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(python)))
+    paths = [python]
+    for site in sorted(glob.glob(os.path.join(root, "lib", "python*", "site-packages"))):
+        paths += [site, os.path.join(site, "vllm")]
+    identity = []
+    for path in paths:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            identity.append([path, None])
+            continue
+        identity.append([path, st.st_ino, st.st_mtime_ns, st.st_size])
+    return identity
+
+
+def _judge_source():
+    try:
+        return inspect.getsource(_vllm_argv)
+    except (OSError, TypeError):  # no source to read: the parser script still keys the cache
+        return _vllm_argv.SCRIPT
+
+
+def cache_key(params, host, check):
+    material = {
+        "check": check,
+        "env": {str(k): str(v) for k, v in params["env"].items()},
+        "sources": params["sources"],
+        "env_sources": params["env_sources"],
+        "host": host,
+        "judge": hashlib.sha256(_judge_source().encode()).hexdigest(),
+        "installed": installed_identity(params["python"]),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def read_cache(path, key):
+    """The stored answer when the file holds this key, else None."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            stored = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or stored.get("key") != key:
+        return None
+    out = stored.get("out")
+    return out if isinstance(out, dict) else None
+
+
+def write_cache(path, key, out):
+    """Store a passing answer, root-only, atomically; a cache that cannot be written is skipped."""
+    directory = os.path.dirname(path) or "."
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=directory, prefix=".argv-check-")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump({"key": key, "out": out}, handle, sort_keys=True)
+        os.chmod(temp, 0o600)
+        os.replace(temp, path)
+    except OSError:
+        return False
+    return True
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -173,6 +262,7 @@ def main():
             "env_sources": {"type": "dict", "default": {}},
             "host": {"type": "str"},
             "timeout": {"type": "int", "default": 300},
+            "cache": {"type": "path"},
         },
         supports_check_mode=True,
     )
@@ -186,6 +276,11 @@ def main():
         "plan_options": p["plan_options"],
         "env_names": sorted(p["env"]),
     }
+    key = cache_key(p, host, check) if p["cache"] else None
+    if key is not None:
+        stored = read_cache(p["cache"], key)
+        if stored is not None:
+            module.exit_json(**{**stored, "changed": False, "cached": True})
     try:
         data, proc = run_parse(p["python"], [check], p["env"], p["timeout"])
     except subprocess.TimeoutExpired:
@@ -210,7 +305,9 @@ def main():
             "service was not stopped:\n" + "\n".join(f"- {x}" for x in problems),
             **out,
         )
-    module.exit_json(**out)
+    if key is not None and not module.check_mode:
+        write_cache(p["cache"], key, out)
+    module.exit_json(**out, cached=False)
 
 
 if __name__ == "__main__":

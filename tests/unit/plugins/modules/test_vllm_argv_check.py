@@ -215,3 +215,112 @@ def test_an_interpreter_that_cannot_run_the_parser_is_a_clear_failure(tmp_path, 
     code, out = run(capsys, python=str(broken), argv=["serve", "/m"])
     assert code == 1
     assert "could not run vLLM's parser (exit 1): ModuleNotFoundError" in out["msg"]
+
+
+# --- the cache: a run with nothing to change does not import vLLM again ---------------------
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """How often the parser really ran."""
+    calls = []
+    real = vllm_argv_check.run_parse
+
+    def spy(*args):
+        calls.append(args[0])
+        return real(*args)
+
+    monkeypatch.setattr(vllm_argv_check, "run_parse", spy)
+    return calls
+
+
+def in_venv(tmp_path, python):
+    """The fake interpreter moved into a virtual environment's layout, with a vllm package."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    site = venv / "lib" / "python3.11" / "site-packages"
+    (site / "vllm").mkdir(parents=True)
+    moved = venv / "bin" / "python"
+    os.replace(python, moved)
+    return str(moved), site
+
+
+def test_a_passing_parse_is_stored_and_the_same_inputs_answer_without_vllm(
+    fake_python, capsys, counted, tmp_path
+):
+    item, cache = CASES["data_parallel-head"], tmp_path / "cache" / "argv-check.json"
+    args = {
+        "python": fake_python("data_parallel-head"),
+        "argv": item["argv"],
+        "env": item["env"],
+        "cache": str(cache),
+    }
+    code, first = run(capsys, **args)
+    assert code == 0 and first["cached"] is False and len(counted) == 1
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    assert item["env"]["VLLM_HOST_IP"] not in cache.read_text()  # a digest, not the inputs
+    code, again = run(capsys, **args)
+    assert code == 0 and again["cached"] is True and len(counted) == 1
+    assert again["listen"] == first["listen"] and again["version"] == "0.32.0"
+
+
+def test_other_inputs_or_another_install_parse_again(fake_python, capsys, counted, tmp_path):
+    item, cache = CASES["data_parallel-head"], tmp_path / "argv-check.json"
+    python, site = in_venv(tmp_path, fake_python("data_parallel-head"))
+    args = {"python": python, "argv": item["argv"], "env": item["env"], "cache": str(cache)}
+    assert run(capsys, **args)[1]["cached"] is False
+    assert run(capsys, **args)[1]["cached"] is True
+    # Another value of a variable vLLM reads.
+    other = {**args, "env": {**item["env"], "VLLM_HOST_IP": "10.0.0.99"}}
+    assert run(capsys, **other)[1]["cached"] is False
+    # A package installed into the environment (site-packages gains an entry).
+    assert run(capsys, **args)[1]["cached"] is False
+    assert run(capsys, **args)[1]["cached"] is True
+    os.utime(site, ns=(1, 1))
+    assert run(capsys, **args)[1]["cached"] is False
+    # vLLM itself rewritten.
+    os.utime(site / "vllm", ns=(2, 2))
+    assert run(capsys, **args)[1]["cached"] is False
+    assert len(counted) == 5
+
+
+def test_a_refused_argv_is_never_stored_and_check_mode_writes_nothing(
+    fake_python, capsys, tmp_path
+):
+    bad, cache = CASES["bad-flag-typo"], tmp_path / "argv-check.json"
+    code, out = run(
+        capsys,
+        python=fake_python("bad-flag-typo"),
+        host="vl-head",
+        argv=bad["argv"],
+        plan_argv=bad["plan_argv"],
+        env=bad["env"],
+        sources=bad["sources"],
+        cache=str(cache),
+    )
+    assert code == 1 and not cache.exists()
+    good = CASES["data_parallel-head"]
+    code, out = run(
+        capsys,
+        python=fake_python("data_parallel-head"),
+        argv=good["argv"],
+        env=good["env"],
+        cache=str(cache),
+        _ansible_check_mode=True,
+    )
+    assert code == 0 and out["cached"] is False and not cache.exists()
+
+
+def test_a_cache_of_other_inputs_or_not_json_is_not_trusted(fake_python, capsys, tmp_path):
+    item, cache = CASES["data_parallel-head"], tmp_path / "argv-check.json"
+    args = {
+        "python": fake_python("data_parallel-head"),
+        "argv": item["argv"],
+        "env": item["env"],
+        "cache": str(cache),
+    }
+    for planted in ("not json", json.dumps({"key": "0" * 64, "out": {"listen": {}}}), "[]"):
+        cache.write_text(planted)
+        code, out = run(capsys, **args)
+        assert code == 0 and out["cached"] is False
+        assert out["listen"]["uds"] == "/run/hardened-vllm/api.sock"
