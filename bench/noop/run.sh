@@ -29,7 +29,7 @@ if [ "${1:-}" = lab ]; then
   what="site.yml (all of it)"
 else
   n=${1:-4}
-  skip=(--skip-tags vllm,gateway,nvidia_driver)
+  skip=(--skip-tags "vllm,gateway,nvidia_driver")
   what="site.yml --skip-tags vllm,gateway,nvidia_driver"
   trap '"$repo/bench/fleet/run.sh" down' EXIT
   "$repo/bench/fleet/run.sh" down
