@@ -161,8 +161,9 @@ attributes:
     support: full
     platforms: linux
 notes:
-  - Used by hardened.vllm.firewall to skip its install tasks on a node where they would change
-    nothing; the tasks run as before wherever anything differs.
+  - Used by hardened.vllm.firewall, hardened.vllm.gateway and hardened.vllm.vllm to skip their
+    install tasks on a node where they would change nothing; the tasks run as before wherever
+    anything differs.
 seealso:
   - module: hardened.vllm.service_state
 """
