@@ -72,10 +72,13 @@ molecule: setup image link ## every Molecule scenario (tests/molecule.sh; MATRIX
 	  "$(MATRIX_SCENARIOS)" "$(SUITES)"
 
 test: ## everything CI checks, in order, stopping at the first failure
-	@rm -f .build/stages.log && mkdir -p .build
+	@rm -f .build/stages.log .build/molecule/*.digest && mkdir -p .build
 	@$(MAKE) --no-print-directory HV_STAGE_LOG=$(REPO)/.build/stages.log \
 	  setup image lint sanity unit build-test molecule || \
-	  { echo "make test stopped:"; sed 's/^/  /' .build/stages.log; exit 1; }
+	  { echo "make test stopped:"; sed 's/^/  /' .build/stages.log; \
+	    ! compgen -G '.build/molecule/*.digest' >/dev/null || \
+	      { echo "what failed (tests/digest.sh):"; sed 's/^/  /' .build/molecule/*.digest; }; \
+	    exit 1; }
 	@echo "all stages passed:" && sed 's/^/  /' .build/stages.log
 	@echo "stages: $$(grep -c '^stage ' .build/stages.log) passed, 0 failed"
 

@@ -9,7 +9,8 @@
 # scenarios run once per suite, the others on the first suite only. Each scenario's output goes to
 # .build/molecule/SCENARIO-SUITE.log (the stage line names it); a lane stops at its first failure,
 # the other lane starts nothing new after it (HV_MOLECULE_KEEP_GOING=1: both lanes go on, to see
-# every failure), and each failed scenario's log tail is printed.
+# every failure), and each failed scenario's log tail is printed (and a digest of what failed,
+# tests/digest.sh, which make test prints last).
 set -uo pipefail
 
 [ $# -eq 4 ] || { echo "usage: tests/molecule.sh FIRST SECOND MATRIX SUITES" >&2; exit 2; }
@@ -18,7 +19,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 logs=$repo/.build/molecule
 stop=$logs/.failed
 mkdir -p "$logs"
-rm -f "$stop" "$logs"/*.log
+rm -f "$stop" "$logs"/*.log "$logs"/*.digest
 
 lane() {
   local scenario suite log rc
@@ -64,6 +65,8 @@ if [ -e "$stop" ]; then
   while read -r failed; do
     echo "===== $failed failed; the last 400 lines of .build/molecule/$failed.log:"
     tail -n 400 "$logs/$failed.log"
+    # What failed, in a few lines: make test prints it last (CI shows only the end).
+    { echo "$failed:"; bash "$repo/tests/digest.sh" "$logs/$failed.log"; } >"$logs/$failed.digest"
   done <"$stop"
   exit 1
 fi
