@@ -2,7 +2,7 @@
 # Every Molecule scenario (make molecule, make test), in two lanes side by side (the default:
 # HV_MOLECULE_LANES=2) or one after another in one lane (HV_MOLECULE_LANES=1, output on the
 # terminal too):
-#   tests/molecule.sh "FIRST LANE" "SECOND LANE" "MATRIX SCENARIOS" "SUITES"
+#   tests/molecule.sh "FIRST LANE" "SECOND LANE" "MATRIX SCENARIOS" "SUITES" ["ALONE"]
 # The Makefile puts the scenarios that start vLLM in the first lane (LANE_ONE), the light ones in
 # the second: vLLM's start-up leaves the controller idle for minutes, and no two scenarios
 # share a container, network or port (each has its own names and subnet). MATRIX
@@ -10,11 +10,15 @@
 # .build/molecule/SCENARIO-SUITE.log (the stage line names it); a lane stops at its first failure,
 # the other lane starts nothing new after it (HV_MOLECULE_KEEP_GOING=1: both lanes go on, to see
 # every failure), and each failed scenario's log tail is printed (and a digest of what failed,
-# tests/digest.sh, which make test prints last).
+# tests/digest.sh, which make test prints last). ALONE scenarios run last, one at a time, with
+# nothing beside them (a lane's failure stops them too).
 set -uo pipefail
 
-[ $# -eq 4 ] || { echo "usage: tests/molecule.sh FIRST SECOND MATRIX SUITES" >&2; exit 2; }
-first=$1 second=$2 matrix=$3 suites=$4
+[ $# -eq 4 ] || [ $# -eq 5 ] || {
+  echo "usage: tests/molecule.sh FIRST SECOND MATRIX SUITES [ALONE]" >&2
+  exit 2
+}
+first=$1 second=$2 matrix=$3 suites=$4 alone=${5:-}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 logs=$repo/.build/molecule
 stop=$logs/.failed
@@ -60,6 +64,11 @@ else
   rc=0
   wait "$first_pid" || rc=1
   wait "$second_pid" || rc=1
+fi
+# The ALONE scenarios run after both lanes, with nothing beside them.
+if [ -n "$alone" ]; then
+  # shellcheck disable=SC2086
+  lane $alone || rc=1
 fi
 if [ -e "$stop" ]; then
   while read -r failed; do
