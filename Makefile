@@ -27,9 +27,9 @@ MATRIX_SCENARIOS := firewall nvidia_driver verify
 HEAVY_SCENARIOS := multi_node disaggregated cluster
 # ALONE runs after both lanes, with nothing beside it: in disaggregated, NIXL's UCX progress
 # thread keeps one core busy in each engine (nixl 1.5.1 polls with no delay, idle or not), so
-# on 2 cores the two engines starve whatever runs beside them, and their own first KV
-# transfer (NIXL counted 345-469 s for it in three runs with the light lane beside it; a
-# whole routed completion took 32.5 s with nothing beside it).
+# on 2 cores the two engines starve whatever runs beside them. Alone is not enough to make
+# its transfers quick: one of its two routed requests still took 348-479 s in each of four
+# runs, alone or not (docs/plan.md, "What ran for real"); the client waits 900 s.
 ALONE := disaggregated
 LANE_ONE := $(filter-out $(ALONE),$(HEAVY_SCENARIOS))
 
