@@ -2,10 +2,10 @@
 # What failed in one Molecule log, in a few lines, for the end of `make test`'s output (CI shows
 # only its last lines; the whole log stays in .build/molecule/):
 #   tests/digest.sh LOG [MAX_LINES]
-# Prints the molecule step that failed, then the last task that failed: its name and the first
-# lines of its error (without the source excerpt Ansible prints under "Origin:"). Expected
-# failures earlier in the log (rescued, ignored) come before the one that stopped the run, so
-# the last one is it.
+# For each molecule step that failed (a converge, then the destroy molecule runs after it),
+# prints the step, then the last task that failed before it: its name, host and the first lines
+# of its error (without the source excerpt Ansible prints under "Origin:"). Expected failures
+# earlier in a step (rescued, ignored) come before the one that stopped it, so the last one is it.
 set -uo pipefail
 
 [ $# -ge 1 ] || { echo "usage: tests/digest.sh LOG [MAX_LINES]" >&2; exit 2; }
@@ -26,13 +26,21 @@ sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^  │ \{0,1\}//' "$log" | awk -v max="$max" 
   n && host[n] == "" && match($0, /^(fatal|failed): \[[^]]*\]/) {
     host[n] = substr($0, RSTART, RLENGTH)
   }
-  /Executed: Failed/ { step = $0 }
+  /Executed: Failed/ { steps++; step[steps] = $0; last[steps] = n }
+  function show(k,    lines, count, i) {
+    sub(/ \*+$/, "", name[k])
+    print name[k] (host[k] != "" ? " " host[k] : "")
+    count = split(err[k], lines, "\n")
+    for (i = 1; i <= count && i <= max; i++) print lines[i]
+    if (count > max) print "  ... (" count - max " more lines in the log)"
+  }
   END {
-    if (step != "") print step
-    if (n == 0) { print "(no task error in the log)"; exit }
-    sub(/ \*+$/, "", name[n])
-    print name[n] (host[n] != "" ? " " host[n] : "")
-    k = split(err[n], lines, "\n")
-    for (i = 1; i <= k && i <= max; i++) print lines[i]
-    if (k > max) print "  ... (" k - max " more lines in the log)"
+    if (steps == 0 && n == 0) { print "(no failed step and no task error in the log)"; exit }
+    if (steps == 0) { show(n); exit }
+    for (s = 1; s <= steps; s++) {
+      print step[s]
+      # The error belongs to this step only if it came after the previous failed step.
+      if (last[s] > (s > 1 ? last[s - 1] : 0)) show(last[s])
+      else print "(no task error in this step)"
+    }
   }'
