@@ -584,6 +584,18 @@ def _flag(cfg, key, problems):
     return SETTING_DEFAULTS[key]
 
 
+# The keys of NixlConnector's kv_connector_extra_config the plan passes on (vLLM 0.32), each a
+# whole number: its lowest value and an example for the message. Others are refused:
+# "backends", for one, would start NIXL transports whose listeners the plan does not model.
+NIXL_EXTRA_CONFIG = {
+    # Seconds the prefill node keeps a request's KV blocks for the decode node to read (the
+    # decode node's heartbeats renew it while it waits); vLLM's default is 30.
+    "kv_lease_duration": (1, 120),
+    # NIXL's UCX worker threads (vLLM's default 4).
+    "num_threads": (0, 4),
+}
+
+
 def _check_kv_extra_config(cfg, topology, problems):
     extra = cfg["cluster_kv_extra_config"]
     if not isinstance(extra, Mapping) or not all(isinstance(k, str) for k in extra):
@@ -594,17 +606,31 @@ def _check_kv_extra_config(cfg, topology, problems):
             "write it as key: value pairs, e.g. {proxy_ip: 10.0.0.5, proxy_port: 30001}",
         )
         cfg["cluster_kv_extra_config"] = {}
-    elif extra and (
-        topology != "disaggregated" or cfg["cluster_kv_connector"] != "P2pNcclConnector"
-    ):
+    elif extra and topology != "disaggregated":
         problems.add(
             None,
             "cluster_kv_extra_config",
-            "is only read by the P2pNcclConnector of topology disaggregated, so it would be "
-            "ignored",
-            "remove it, or set cluster_topology: disaggregated and "
-            "cluster_kv_connector: P2pNcclConnector",
+            "is only read by the KV connector of topology disaggregated, so it would be ignored",
+            "remove it, or set cluster_topology: disaggregated",
         )
+    elif extra and cfg["cluster_kv_connector"] == "NixlConnector":
+        known = ", ".join(sorted(NIXL_EXTRA_CONFIG))
+        for key, value in extra.items():
+            lowest, example = NIXL_EXTRA_CONFIG.get(key, (None, None))
+            if lowest is None:
+                problems.add(
+                    None,
+                    f"cluster_kv_extra_config.{key}",
+                    f"is not a NixlConnector setting this collection passes on (only {known})",
+                    f"remove it; NixlConnector takes {known}",
+                )
+            elif _int(value) is None or _int(value) < lowest:
+                problems.add(
+                    None,
+                    f"cluster_kv_extra_config.{key}",
+                    f"must be a whole number of at least {lowest}, got {value!r}",
+                    f"write a number, e.g. {key}: {example}",
+                )
 
 
 def _int(value):
@@ -1267,8 +1293,13 @@ def _kv_config(node, ports, cfg):
     role = "kv_producer" if node["role"] == "prefill" else "kv_consumer"
     if connector == "NixlConnector":
         # vLLM 0.32 deprecates kv_both for NIXL; the KV buffer device is the platform's
-        # (host memory on the CPU build, NIXL DRAM over UCX).
-        return {"kv_connector": connector, "kv_role": role}
+        # (host memory on the CPU build, NIXL DRAM over UCX). The extra config only when set,
+        # as numbers (checked above), so a cluster without it keeps its argv.
+        kv = {"kv_connector": connector, "kv_role": role}
+        extra = cfg.get("cluster_kv_extra_config") or {}
+        if extra:
+            kv["kv_connector_extra_config"] = {k: _int(v) for k, v in extra.items()}
+        return kv
     return {
         "kv_connector": connector,
         "kv_role": role,

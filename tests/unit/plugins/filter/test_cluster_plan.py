@@ -223,6 +223,30 @@ def test_prefill_decode_with_nixl():
         assert p["api"]["address"] == p["host_ip"], name
 
 
+def test_nixl_extra_config_is_rendered_as_numbers_and_only_when_set():
+    hosts = {
+        "p": host("10.0.0.11", cluster_node_role="prefill"),
+        "d": host("10.0.0.12", cluster_node_role="decode"),
+    }
+
+    def kv_of(plans, name):
+        args = plans[name]["vllm"]["args"]
+        return json.loads(args[args.index("--kv-transfer-config") + 1])
+
+    settings = {"cluster_topology": "disaggregated", "cluster_network": ["10.0.0.0/24"]}
+    plain = plan(hosts, **settings)
+    assert kv_of(plain, "p") == {"kv_connector": "NixlConnector", "kv_role": "kv_producer"}
+    leased = plan(
+        hosts, **settings, cluster_kv_extra_config={"kv_lease_duration": "300", "num_threads": 2}
+    )
+    for name, role in (("p", "kv_producer"), ("d", "kv_consumer")):
+        assert kv_of(leased, name) == {
+            "kv_connector": "NixlConnector",
+            "kv_role": role,
+            "kv_connector_extra_config": {"kv_lease_duration": 300, "num_threads": 2},
+        }
+
+
 def test_prefill_decode_with_p2p_nccl():
     hosts = {
         "p": host("10.0.0.11", cluster_node_role="prefill"),
@@ -923,16 +947,71 @@ SETTING_ERRORS = [
         "{proxy_ip: 10.0.0.5, proxy_port: 30001}.",
     ),
     (
-        "kv_extra_config_ignored_by_nixl",
+        "kv_extra_config_key_nixl_does_not_take",
         PD,
         {
             "cluster_topology": "disaggregated",
             "cluster_network": ["10.0.0.0/24"],
             "cluster_kv_extra_config": {"proxy_ip": "10.0.0.5"},
         },
-        "cluster (all hosts), variable cluster_kv_extra_config: is only read by the "
-        "P2pNcclConnector of topology disaggregated, so it would be ignored. Fix: remove it, or "
-        "set cluster_topology: disaggregated and cluster_kv_connector: P2pNcclConnector.",
+        "cluster (all hosts), variable cluster_kv_extra_config.proxy_ip: is not a NixlConnector "
+        "setting this collection passes on (only kv_lease_duration, num_threads). Fix: remove "
+        "it; NixlConnector takes kv_lease_duration, num_threads.",
+    ),
+    (
+        # "backends" would start NIXL transports whose listeners the plan does not model.
+        "kv_extra_config_nixl_backends",
+        PD,
+        {
+            "cluster_topology": "disaggregated",
+            "cluster_network": ["10.0.0.0/24"],
+            "cluster_kv_extra_config": {"backends": ["UCX", "MOONCAKE"]},
+        },
+        "cluster (all hosts), variable cluster_kv_extra_config.backends: is not a NixlConnector "
+        "setting this collection passes on (only kv_lease_duration, num_threads). Fix: remove "
+        "it; NixlConnector takes kv_lease_duration, num_threads.",
+    ),
+    (
+        "kv_lease_duration_zero",
+        PD,
+        {
+            "cluster_topology": "disaggregated",
+            "cluster_network": ["10.0.0.0/24"],
+            "cluster_kv_extra_config": {"kv_lease_duration": 0},
+        },
+        "cluster (all hosts), variable cluster_kv_extra_config.kv_lease_duration: must be a "
+        "whole number of at least 1, got 0. Fix: write a number, e.g. kv_lease_duration: 120.",
+    ),
+    (
+        "kv_lease_duration_words",
+        PD,
+        {
+            "cluster_topology": "disaggregated",
+            "cluster_network": ["10.0.0.0/24"],
+            "cluster_kv_extra_config": {"kv_lease_duration": "5 min"},
+        },
+        "cluster (all hosts), variable cluster_kv_extra_config.kv_lease_duration: must be a "
+        "whole number of at least 1, got '5 min'. Fix: write a number, e.g. "
+        "kv_lease_duration: 120.",
+    ),
+    (
+        "num_threads_negative",
+        PD,
+        {
+            "cluster_topology": "disaggregated",
+            "cluster_network": ["10.0.0.0/24"],
+            "cluster_kv_extra_config": {"num_threads": -1},
+        },
+        "cluster (all hosts), variable cluster_kv_extra_config.num_threads: must be a whole "
+        "number of at least 0, got -1. Fix: write a number, e.g. num_threads: 4.",
+    ),
+    (
+        "kv_extra_config_without_disaggregated",
+        ONE,
+        {"cluster_kv_extra_config": {"kv_lease_duration": 60}},
+        "cluster (all hosts), variable cluster_kv_extra_config: is only read by the KV connector "
+        "of topology disaggregated, so it would be ignored. Fix: remove it, or set "
+        "cluster_topology: disaggregated.",
     ),
 ]
 
