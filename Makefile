@@ -27,9 +27,9 @@ MATRIX_SCENARIOS := firewall nvidia_driver verify
 HEAVY_SCENARIOS := multi_node disaggregated cluster
 # ALONE runs after both lanes, with nothing beside it: in disaggregated, NIXL's UCX progress
 # thread keeps one core busy in each engine (nixl 1.5.1 polls with no delay, idle or not), so
-# on 2 cores the two engines starve whatever runs beside them. Alone is not enough to make
-# its transfers quick: one of its two routed requests still took 348-479 s in each of four
-# runs, alone or not (docs/plan.md, "What ran for real"); the client waits 900 s.
+# on 2 cores the two engines starve whatever runs beside them. (Its slow transfers, 348-479 s
+# alone or not, came from vLLM's own thread binding; the scenario turns it off, docs/plan.md,
+# "What ran for real".)
 ALONE := disaggregated
 LANE_ONE := $(filter-out $(ALONE),$(HEAVY_SCENARIOS))
 
